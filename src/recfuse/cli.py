@@ -1,0 +1,75 @@
+"""The `recfuse` command line.
+
+Each part of recfuse owns its commands in ``recfuse/<part>/cli.py`` (a `typer.Typer` named
+``app``); this module mounts them under one name each and turns any `RecfuseError` into one line
+on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from recfuse.errors import RecfuseError
+
+# command name -> (module holding `app`, help). Parts that are not installed are skipped.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("recfuse.data.cli", "List, describe and prepare datasets."),
+    "run": ("recfuse.runs.cli", "Run one experiment from a YAML config."),
+    "eval": ("recfuse.evaluation.cli", "Evaluate and compare runs."),
+    "features": ("recfuse.features.cli", "Extract frozen-model item features."),
+    "study": ("recfuse.studies.cli", "Run a study that answers a paper's question."),
+    "llm": ("recfuse.llm.cli", "Run, inspect and export LLM jobs."),
+    "ledger": ("recfuse.governance.cli", "Verify and prove entries of a tamper-evident ledger."),
+    "agent": ("recfuse.governance.agent_cli", "Run a governed agent."),
+    "classify": ("recfuse.classify.cli", "Hierarchical genre classification."),
+    "audit": ("recfuse.evaluation.audit_cli", "Clever-Hans leakage audits."),
+    "generative": ("recfuse.generative.cli", "Semantic IDs and generative recommendation."),
+}
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
+
+
+def _mount() -> None:
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # that part does not exist (yet)
+            raise
+        sub = module.app
+        if isinstance(sub, typer.Typer):
+            app.add_typer(sub, name=name, help=help_text)
+        else:
+            app.command(name=name, help=help_text)(sub)
+
+
+@app.command()
+def demo(
+    full: bool = typer.Option(False, help="Run the full preset instead of the fast one."),
+) -> None:
+    """The main job: the DFF study's fast preset on MicroLens-50k (see README)."""
+    from recfuse.demo import run_demo
+
+    run_demo(full=full)
+
+
+def main() -> None:
+    _mount()
+    try:
+        app(standalone_mode=False)
+    except RecfuseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,21 @@
+"""Datasets: named real datasets, a user's own files, k-core filtering and statistics."""
+
+from recfuse.data.catalog import (
+    CATALOG,
+    dataset_folder,
+    load_dataset,
+    load_interactions_file,
+    load_table,
+)
+from recfuse.data.dataset import Dataset, build_dataset, k_core
+
+__all__ = [
+    "CATALOG",
+    "Dataset",
+    "build_dataset",
+    "dataset_folder",
+    "k_core",
+    "load_dataset",
+    "load_interactions_file",
+    "load_table",
+]
