@@ -60,7 +60,11 @@ def _read_microlens(folder: Path) -> Dataset:
     require_columns(titles, ["item", "title"], str(folder / "MicroLens-50k_titles.csv"))
     items = titles.set_index("item")[["title"]]
     return build_dataset(
-        "microlens-50k", raw, items, has_timestamps=False, text_fields=("title",),
+        "microlens-50k",
+        raw,
+        items,
+        has_timestamps=False,
+        text_fields=("title",),
         source=str(folder / "MicroLens-50k_pairs.tsv"),
     )
 
@@ -76,8 +80,11 @@ def _amazon_reader(name: str, stem: str) -> Callable[[Path], Dataset]:
             if col not in items.columns:
                 items[col] = ""
         return build_dataset(
-            name, raw, items[["title", "description", "brand", "categories"]],
-            has_timestamps=False, text_fields=("title", "brand", "categories", "description"),
+            name,
+            raw,
+            items[["title", "description", "brand", "categories"]],
+            has_timestamps=False,
+            text_fields=("title", "brand", "categories", "description"),
             source=str(inter_path),
         )
 
@@ -97,10 +104,17 @@ def _read_ml100k(folder: Path) -> Dataset:
         }
     )
     items = read_atomic(folder / "ml-100k.item").set_index("item_id")
-    items = items.rename(columns={"movie_title": "title", "class": "genres", "release_year": "year"})
+    items = items.rename(
+        columns={"movie_title": "title", "class": "genres", "release_year": "year"}
+    )
     users = read_atomic(folder / "ml-100k.user").set_index("user_id")
     return build_dataset(
-        "ml-100k", raw, items, users, has_timestamps=True, text_fields=("title", "year", "genres"),
+        "ml-100k",
+        raw,
+        items,
+        users,
+        has_timestamps=True,
+        text_fields=("title", "year", "genres"),
         source=str(path),
     )
 
@@ -119,30 +133,42 @@ def _read_goodreads(folder: Path) -> pd.DataFrame:
         try:
             value = ast.literal_eval(str(cell))
         except (ValueError, SyntaxError):
-            raise DataError(f"{path}: row {row + 2}: Genres is not a list literal: {cell!r}") from None
+            raise DataError(
+                f"{path}: row {row + 2}: Genres is not a list literal: {cell!r}"
+            ) from None
         if not isinstance(value, list):
             raise DataError(f"{path}: row {row + 2}: Genres is not a list")
         return [str(v) for v in value]
 
     frame["genres"] = [parse(c, i) for i, c in enumerate(frame["Genres"])]
-    frame = frame.rename(columns={"Book": "title", "Author": "author", "Description": "description"})
+    frame = frame.rename(
+        columns={"Book": "title", "Author": "author", "Description": "description"}
+    )
     frame["description"] = frame["description"].fillna("")
     return frame.drop(columns=["Genres"])
 
 
 def _read_booklyn(folder: Path) -> pd.DataFrame:
     books = pd.DataFrame(read_jsonl(folder / "books.jsonl"))
-    require_columns(books, ["book_id", "title", "authors", "description", "categories"], "books.jsonl")
+    require_columns(
+        books, ["book_id", "title", "authors", "description", "categories"], "books.jsonl"
+    )
     reviews = pd.DataFrame(read_jsonl(folder / "reviews.jsonl"))
     require_columns(reviews, ["book_id", "text"], "reviews.jsonl")
     grouped = reviews.groupby("book_id")
-    books["reviews"] = books["book_id"].map(grouped["text"].apply(list)).apply(
-        lambda v: v if isinstance(v, list) else []
+    books["reviews"] = (
+        books["book_id"]
+        .map(grouped["text"].apply(list))
+        .apply(lambda v: v if isinstance(v, list) else [])
     )
-    books["review_ratings"] = books["book_id"].map(grouped["rating"].apply(list)).apply(
-        lambda v: v if isinstance(v, list) else []
+    books["review_ratings"] = (
+        books["book_id"]
+        .map(grouped["rating"].apply(list))
+        .apply(lambda v: v if isinstance(v, list) else [])
     )
-    books["category"] = books["categories"].apply(lambda c: c[0] if isinstance(c, list) and c else c)
+    books["category"] = books["categories"].apply(
+        lambda c: c[0] if isinstance(c, list) and c else c
+    )
     return books
 
 
@@ -152,7 +178,8 @@ def _read_chembl(folder: Path) -> pd.DataFrame:
         target, _, rest = path.name.removeprefix("target_").partition("-")
         frame = read_table(path, sep=",")
         require_columns(
-            frame, ["assay_chembl_id", "compound_chembl_id", "canonical_smiles", "pchembl_value"],
+            frame,
+            ["assay_chembl_id", "compound_chembl_id", "canonical_smiles", "pchembl_value"],
             str(path),
         )
         frame["target"] = target
@@ -174,78 +201,119 @@ CATALOG: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in [
         DatasetSpec(
-            "microlens-50k", "interactions",
+            "microlens-50k",
+            "interactions",
             "MicroLens-50k micro-videos: 50,000 users, 19,220 items, video titles; order only",
             (
-                RemoteFile("MicroLens-50k_pairs.tsv", _gh(*_MUSER, "data/microlens/MicroLens-50k_pairs.tsv"),
-                           "46be22f478aa891b9c2a4b357c1df2ac2478793a99d58d07336e6277b6bf426d"),
-                RemoteFile("MicroLens-50k_titles.csv", _gh(*_MUSER, "data/microlens/MicroLens-50k_titles.csv"),
-                           "244aad5380cbbe0fb43458cfcda5ebe820f534384602f80a64dbbcd07dd30e49"),
+                RemoteFile(
+                    "MicroLens-50k_pairs.tsv",
+                    _gh(*_MUSER, "data/microlens/MicroLens-50k_pairs.tsv"),
+                    "46be22f478aa891b9c2a4b357c1df2ac2478793a99d58d07336e6277b6bf426d",
+                ),
+                RemoteFile(
+                    "MicroLens-50k_titles.csv",
+                    _gh(*_MUSER, "data/microlens/MicroLens-50k_titles.csv"),
+                    "244aad5380cbbe0fb43458cfcda5ebe820f534384602f80a64dbbcd07dd30e49",
+                ),
             ),
             _read_microlens,
         ),
         DatasetSpec(
-            "amazon-scientific", "interactions",
+            "amazon-scientific",
+            "interactions",
             "Amazon 2018 Industrial & Scientific: 8,317 users, 4,344 items; title, description, brand",
             (
-                RemoteFile("Scientific.inter.json", _gh(*_SCI, "data/Scientific/Scientific.inter.json"),
-                           "32c6c01876ebecebdfabd2dbd358594be36655e9e7b168772a7a3aa3624ee1b4"),
-                RemoteFile("Scientific.item.json", _gh(*_SCI, "data/Scientific/Scientific.item.json"),
-                           "ad24200106868dac2b544d812305d61a11bf07fed78b2f7cdca41d66f3418e71"),
+                RemoteFile(
+                    "Scientific.inter.json",
+                    _gh(*_SCI, "data/Scientific/Scientific.inter.json"),
+                    "32c6c01876ebecebdfabd2dbd358594be36655e9e7b168772a7a3aa3624ee1b4",
+                ),
+                RemoteFile(
+                    "Scientific.item.json",
+                    _gh(*_SCI, "data/Scientific/Scientific.item.json"),
+                    "ad24200106868dac2b544d812305d61a11bf07fed78b2f7cdca41d66f3418e71",
+                ),
             ),
             _amazon_reader("amazon-scientific", "Scientific"),
         ),
         DatasetSpec(
-            "amazon-office", "interactions",
+            "amazon-office",
+            "interactions",
             "Amazon 2014 Office Products 5-core: 4,905 users, 2,420 items; title, description, brand",
             (
-                RemoteFile("Office.inter.json", _gh(*_APAO, "data/Office/Office.inter.json"),
-                           "10f983c76de3d2443ae68bf50bc6231962ab493f4d08c7e716e2f183ae70d698"),
-                RemoteFile("Office.item.json", _gh(*_APAO, "data/Office/Office.item.json"),
-                           "df013666416847d0f3468f08d9f68877faf251f71b51247050e98da5b705b5c7"),
+                RemoteFile(
+                    "Office.inter.json",
+                    _gh(*_APAO, "data/Office/Office.inter.json"),
+                    "10f983c76de3d2443ae68bf50bc6231962ab493f4d08c7e716e2f183ae70d698",
+                ),
+                RemoteFile(
+                    "Office.item.json",
+                    _gh(*_APAO, "data/Office/Office.item.json"),
+                    "df013666416847d0f3468f08d9f68877faf251f71b51247050e98da5b705b5c7",
+                ),
             ),
             _amazon_reader("amazon-office", "Office"),
         ),
         DatasetSpec(
-            "ml-100k", "interactions",
+            "ml-100k",
+            "interactions",
             "MovieLens 100K: 943 users, 1,682 movies, 100,000 timestamped ratings; titles, genres",
             (
-                RemoteFile("ml-100k.inter", _gh(*_RECBOLE, "dataset/ml-100k/ml-100k.inter"),
-                           "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff"),
-                RemoteFile("ml-100k.item", _gh(*_RECBOLE, "dataset/ml-100k/ml-100k.item"),
-                           "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532"),
-                RemoteFile("ml-100k.user", _gh(*_RECBOLE, "dataset/ml-100k/ml-100k.user"),
-                           "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972"),
+                RemoteFile(
+                    "ml-100k.inter",
+                    _gh(*_RECBOLE, "dataset/ml-100k/ml-100k.inter"),
+                    "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
+                ),
+                RemoteFile(
+                    "ml-100k.item",
+                    _gh(*_RECBOLE, "dataset/ml-100k/ml-100k.item"),
+                    "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532",
+                ),
+                RemoteFile(
+                    "ml-100k.user",
+                    _gh(*_RECBOLE, "dataset/ml-100k/ml-100k.user"),
+                    "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972",
+                ),
             ),
             _read_ml100k,
         ),
         DatasetSpec(
-            "goodreads-books", "table",
+            "goodreads-books",
+            "table",
             "3,268 Goodreads books: blurb, author, up to 7 genre shelves",
             (
-                RemoteFile("goodreads_data_3268.csv", _gh(*_GOODREADS, "goodreads_data.csv"),
-                           "187744c8025fbe0c779c47a53740ea925ebdf79c038f15ff30d7dd7f9bc3815c"),
+                RemoteFile(
+                    "goodreads_data_3268.csv",
+                    _gh(*_GOODREADS, "goodreads_data.csv"),
+                    "187744c8025fbe0c779c47a53740ea925ebdf79c038f15ff30d7dd7f9bc3815c",
+                ),
             ),
             _read_goodreads,
         ),
         DatasetSpec(
-            "booklyn-books", "table",
+            "booklyn-books",
+            "table",
             "700 books with blurbs, 35 categories and 1,216 Amazon reviews (no public download)",
             ("books.jsonl", "reviews.jsonl"),
             _read_booklyn,
         ),
         DatasetSpec(
-            "chembl-assays", "table",
+            "chembl-assays",
+            "table",
             "ChEMBL 32 IC50/Ki measurements: SMILES, assay (source document), target, pChEMBL",
             ("IC50_datasets.yaml",),
             _read_chembl,
         ),
         DatasetSpec(
-            "agronomy", "table",
+            "agronomy",
+            "table",
             "Las Rosas corn yield-monitor data: yield, nitrogen, topography, soil brightness",
             (
-                RemoteFile("lasrosas.corn.txt", _gh(*_AGRIDAT, "data/lasrosas.corn.txt"),
-                           "10519d7ca0bbf3af74a1979e93a39f1d64a7e4a2aae5f988981405808c40c18d"),
+                RemoteFile(
+                    "lasrosas.corn.txt",
+                    _gh(*_AGRIDAT, "data/lasrosas.corn.txt"),
+                    "10519d7ca0bbf3af74a1979e93a39f1d64a7e4a2aae5f988981405808c40c18d",
+                ),
             ),
             _read_agronomy,
         ),
@@ -310,7 +378,13 @@ def load_interactions_file(
         time = to_int_time(frame[time_col], str(path), time_col)
     else:
         time = frame.groupby(user_col).cumcount().to_numpy()
-    raw = pd.DataFrame({"user_id": frame[user_col].astype(str), "item_id": frame[item_col].astype(str), "time": time})
+    raw = pd.DataFrame(
+        {
+            "user_id": frame[user_col].astype(str),
+            "item_id": frame[item_col].astype(str),
+            "time": time,
+        }
+    )
     items = None
     if items_path is not None:
         items_path = Path(items_path)
@@ -319,6 +393,10 @@ def load_interactions_file(
         require_columns(table, [key, *text_fields], str(items_path))
         items = table.drop_duplicates(key).set_index(key)
     return build_dataset(
-        name or path.stem, raw, items, has_timestamps=time_col is not None,
-        text_fields=text_fields, source=str(path),
+        name or path.stem,
+        raw,
+        items,
+        has_timestamps=time_col is not None,
+        text_fields=text_fields,
+        source=str(path),
     )

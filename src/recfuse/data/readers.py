@@ -116,5 +116,7 @@ def to_int_time(values: pd.Series, source: str, column: str) -> np.ndarray:
     bad = parsed.isna()
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{source}: row {first + 2}: column {column!r} is not a time: {values.iloc[first]!r}")
+        raise DataError(
+            f"{source}: row {first + 2}: column {column!r} is not a time: {values.iloc[first]!r}"
+        )
     return (parsed.astype("int64") // 1_000_000_000).to_numpy()

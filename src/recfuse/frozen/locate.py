@@ -44,8 +44,12 @@ class ModelSource:
         Hashing 500 MB fully costs seconds; size plus head and tail bytes identifies a release
         while staying fast enough to compute on every run.
         """
-        files = [self.folder / self.gguf_file] if self.gguf_file else sorted(
-            p for p in self.folder.iterdir() if p.suffix in {".safetensors", ".bin", ".gguf"}
+        files = (
+            [self.folder / self.gguf_file]
+            if self.gguf_file
+            else sorted(
+                p for p in self.folder.iterdir() if p.suffix in {".safetensors", ".bin", ".gguf"}
+            )
         )
         digest = hashlib.sha256()
         for path in files:

@@ -18,7 +18,9 @@ def group_components(groups: Sequence[object]) -> np.ndarray:
     labels: dict[object, int] = {}
     rows, cols = [], []
     for i, cell in enumerate(groups):
-        members = list(cell) if isinstance(cell, list | tuple | set | frozenset | np.ndarray) else [cell]
+        members = (
+            list(cell) if isinstance(cell, list | tuple | set | frozenset | np.ndarray) else [cell]
+        )
         if not members:
             members = [("__row__", i)]  # a row with no group is its own group
         for g in members:

@@ -37,7 +37,9 @@ def leave_one_out(dataset: Dataset, seed: int = 0) -> Split:
     return _make(dataset, "leave_one_out", seed, part)
 
 
-def temporal(dataset: Dataset, valid_frac: float = 0.1, test_frac: float = 0.1, seed: int = 0) -> Split:
+def temporal(
+    dataset: Dataset, valid_frac: float = 0.1, test_frac: float = 0.1, seed: int = 0
+) -> Split:
     """Global time cut: the last ``test_frac`` of interactions by time → test, the
     ``valid_frac`` before → valid. Needs real timestamps: per-user positions are not a clock."""
     if not dataset.has_timestamps:
@@ -52,12 +54,20 @@ def temporal(dataset: Dataset, valid_frac: float = 0.1, test_frac: float = 0.1, 
     part[times >= t_valid] = 1
     part[times >= t_test] = 2
     return _make(
-        dataset, "temporal", seed, part, valid_from=int(t_valid), test_from=int(t_test),
-        valid_frac=valid_frac, test_frac=test_frac,
+        dataset,
+        "temporal",
+        seed,
+        part,
+        valid_from=int(t_valid),
+        test_from=int(t_test),
+        valid_frac=valid_frac,
+        test_frac=test_frac,
     )
 
 
-def ratio(dataset: Dataset, valid_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0) -> Split:
+def ratio(
+    dataset: Dataset, valid_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0
+) -> Split:
     """Per user, a random ``test_frac`` of interactions → test and ``valid_frac`` → valid."""
     _check_fracs(valid_frac, test_frac)
     rng = np.random.default_rng(seed)
@@ -96,12 +106,22 @@ def group_disjoint(
     else:
         raise ConfigError(f"split.group_column: {column!r} is not a column of {dataset.name}")
     part = assign_groups(groups, (1 - valid_frac - test_frac, valid_frac, test_frac), seed)
-    return _make(dataset, "group_disjoint", seed, part, column=column, valid_frac=valid_frac, test_frac=test_frac)
+    return _make(
+        dataset,
+        "group_disjoint",
+        seed,
+        part,
+        column=column,
+        valid_frac=valid_frac,
+        test_frac=test_frac,
+    )
 
 
 def _check_fracs(valid_frac: float, test_frac: float) -> None:
     if not (0 <= valid_frac < 1 and 0 < test_frac < 1 and valid_frac + test_frac < 1):
-        raise ConfigError(f"split fractions valid={valid_frac}, test={test_frac} must be in [0, 1) and sum below 1")
+        raise ConfigError(
+            f"split fractions valid={valid_frac}, test={test_frac} must be in [0, 1) and sum below 1"
+        )
 
 
 PROTOCOLS = {
@@ -112,7 +132,9 @@ PROTOCOLS = {
 }
 
 
-def make_split(dataset: Dataset, protocol: str = "leave_one_out", seed: int = 0, **params: object) -> Split:
+def make_split(
+    dataset: Dataset, protocol: str = "leave_one_out", seed: int = 0, **params: object
+) -> Split:
     """Split ``dataset`` by protocol name (see `PROTOCOLS`)."""
     if protocol not in PROTOCOLS:
         raise ConfigError(f"split.protocol: unknown {protocol!r}; known: {', '.join(PROTOCOLS)}")

@@ -99,9 +99,16 @@ class Split:
         if not meta_path.is_file():
             raise DataError(f"{meta_path}: no saved split here")
         meta = json.loads(meta_path.read_text())
-        parts = {p: pd.read_parquet(folder / f"split_{p}.parquet") for p in ("train", "valid", "test")}
+        parts = {
+            p: pd.read_parquet(folder / f"split_{p}.parquet") for p in ("train", "valid", "test")
+        }
         return cls(
-            meta["protocol"], int(meta["seed"]), int(meta["n_users"]), int(meta["n_items"]),
-            parts["train"], parts["valid"], parts["test"], dict(meta.get("params") or {}),
+            meta["protocol"],
+            int(meta["seed"]),
+            int(meta["n_users"]),
+            int(meta["n_items"]),
+            parts["train"],
+            parts["valid"],
+            parts["test"],
+            dict(meta.get("params") or {}),
         )
-

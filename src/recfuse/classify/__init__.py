@@ -1,0 +1,1 @@
+"""HiGeMine: hierarchical book-genre mining from blurbs and blurb-filtered reviews."""

@@ -1,0 +1,16 @@
+"""Evaluation: full-ranking metrics, slices, significance and leakage audits."""
+
+from recfuse.evaluation.evaluator import EvalResult, Evaluator, slice_table
+from recfuse.evaluation.metrics import beyond_accuracy, gini, ranking_metrics
+from recfuse.evaluation.significance import PairedTest, paired_test
+
+__all__ = [
+    "EvalResult",
+    "Evaluator",
+    "PairedTest",
+    "beyond_accuracy",
+    "gini",
+    "paired_test",
+    "ranking_metrics",
+    "slice_table",
+]

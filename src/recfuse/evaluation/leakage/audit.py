@@ -1,0 +1,174 @@
+"""Run the three probes on an `AuditTable` over seeds; one JSON record per seed (resumable)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from recfuse.atomic import write_json
+from recfuse.evaluation.leakage.learner import NetConfig
+from recfuse.evaluation.leakage.probes import (
+    context_only_predict,
+    fit_predict_target,
+    network_group_fitter,
+    out_of_fold_probabilities,
+    score,
+    shuffled_labels,
+    sparse_top_k,
+    who_made_it,
+    with_context,
+)
+from recfuse.evaluation.leakage.splits import (
+    bemis_murcko_scaffolds,
+    group_disjoint_split,
+    random_split,
+    scaffold_split,
+)
+from recfuse.evaluation.leakage.table import AuditTable
+
+GROUP_SPLIT = "group_disjoint"
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """What the audit runs. The networks are fixed small MLPs; nothing is tuned on test rows.
+
+    Attributes:
+        seeds: one full audit (splits, folds, networks) per seed.
+        fractions: train / valid / test shares of every split.
+        n_folds: folds for the out-of-fold group probabilities.
+        min_group_rows: groups with fewer rows are not probe classes (they cannot be named).
+        top_k_probs: group probabilities kept per row as the group-only model's input.
+        ks: top-k accuracies reported by the who-made-it probe.
+        group_only_on_group_split: also run probe 2 under the group-disjoint split (shows
+            whether that split removes the shortcut).
+    """
+
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    n_folds: int = 5
+    min_group_rows: int = 2
+    top_k_probs: int = 32
+    ks: tuple[int, ...] = (1, 5)
+    group_only_on_group_split: bool = True
+    target_net: NetConfig = field(default_factory=NetConfig)
+    probe_net: NetConfig = field(default_factory=NetConfig)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _splits(
+    table: AuditTable, seed: int, config: AuditConfig, scaffolds: list[str] | None
+) -> dict[str, np.ndarray]:
+    parts = {
+        "random": random_split(table.n_rows, config.fractions, seed),
+        GROUP_SPLIT: group_disjoint_split(table.groups, config.fractions, seed),
+    }
+    if scaffolds is not None:
+        parts["scaffold"] = scaffold_split([], config.fractions, seed, scaffolds=scaffolds)
+    return parts
+
+
+def audit_seed(
+    table: AuditTable, seed: int, config: AuditConfig, scaffolds: list[str] | None = None
+) -> dict[str, object]:
+    """All probes for one seed. Returns a JSON-able record: per split, the baseline, the
+    context-only null, the group-only model, the who-made-it probe and (random split) the
+    shuffled-label control."""
+    codes, names = table.group_labels(config.min_group_rows)
+    n_classes = len(names)
+    record: dict[str, object] = {"seed": seed, "n_rows": table.n_rows, "n_group_classes": n_classes}
+    splits: dict[str, object] = {}
+    for split_name, parts in _splits(table, seed, config, scaffolds).items():
+        started = time.perf_counter()
+        train = np.flatnonzero(parts == 0)
+        test = np.flatnonzero(parts == 2)
+        y_test = table.target[test]
+        x = table.features(train)
+        out: dict[str, object] = {
+            "sizes": [int((parts == k).sum()) for k in range(3)],
+            "null": score(
+                table.task,
+                y_test,
+                context_only_predict(
+                    table.context, table.target, table.task, table.n_classes, parts
+                ),
+            ),
+            "baseline": score(
+                table.task,
+                y_test,
+                fit_predict_target(
+                    with_context(table.context, table.n_contexts, x),
+                    table.target,
+                    table.task,
+                    table.n_classes,
+                    parts,
+                    seed,
+                    config.target_net,
+                ),
+            ),
+        }
+        run_group_probe = split_name != GROUP_SPLIT or config.group_only_on_group_split
+        if run_group_probe and n_classes >= 2:
+            fit = network_group_fitter(x, codes, n_classes, seed, config.probe_net)
+            probs, _, full = out_of_fold_probabilities(
+                fit, train, table.n_rows, config.n_folds, seed
+            )
+            if (
+                split_name != GROUP_SPLIT
+            ):  # held-out groups cannot be named: probe 1 needs them seen
+                out["who_made_it"] = who_made_it(full, codes, train, test, config.ks)
+            group_x = with_context(
+                table.context, table.n_contexts, sparse_top_k(probs, config.top_k_probs)
+            )
+            out["group_only"] = score(
+                table.task,
+                y_test,
+                fit_predict_target(
+                    group_x,
+                    table.target,
+                    table.task,
+                    table.n_classes,
+                    parts,
+                    seed,
+                    config.target_net,
+                ),
+            )
+        if split_name == "random" and n_classes >= 2:
+            control_codes = shuffled_labels(codes, seed)
+            control = network_group_fitter(x, control_codes, n_classes, seed, config.probe_net)
+            out["shuffled_control"] = who_made_it(
+                control(train), control_codes, train, test, config.ks
+            )
+        out["seconds"] = round(time.perf_counter() - started, 1)
+        splits[split_name] = out
+    record["splits"] = splits
+    return record
+
+
+def run_audit(
+    table: AuditTable, config: AuditConfig, out_dir: str | Path | None = None, progress: bool = True
+) -> list[dict[str, object]]:
+    """Audit every seed of ``config``; with ``out_dir``, each seed's record is written to
+    ``out_dir/seeds/seed_<s>.json`` as it finishes and reused on a rerun with the same config."""
+    scaffolds = bemis_murcko_scaffolds(table.smiles) if table.smiles is not None else None
+    config_json = json.loads(json.dumps(config.to_json()))
+    records = []
+    for seed in tqdm(config.seeds, desc=f"audit {table.name}", disable=not progress):
+        path = Path(out_dir) / "seeds" / f"seed_{seed}.json" if out_dir else None
+        if path is not None and path.is_file():
+            saved = json.loads(path.read_text())
+            if saved.get("config") == config_json and saved.get("table") == table.name:
+                records.append(saved["record"])
+                continue
+        record = audit_seed(table, seed, config, scaffolds)
+        if path is not None:
+            write_json(path, {"config": config_json, "table": table.name, "record": record})
+        records.append(record)
+    return records

@@ -1,0 +1,164 @@
+"""The `LLM` interface every backend meets, and the small value types it speaks in.
+
+A prompt is one of:
+
+* ``str`` — a single user message; chat backends wrap it in the model's chat template;
+* a `Chat` (a list of ``{"role": ..., "content": ...}`` messages) — rendered with the chat template;
+* a `RawPrompt` — text sent to the model exactly as given (no template).
+
+Every backend answers the same three questions: `LLM.generate` (text continuations),
+`LLM.score` (log-probability of each option continuing a prompt) and `LLM.hidden_states`
+(per-layer pooled activations, where the backend can see them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from recfuse.errors import ConfigError
+
+Message = dict[str, str]
+Chat = list[Message]
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class RawPrompt:
+    """Text given to the model verbatim: no chat template, no system message."""
+
+    text: str
+
+
+Prompt = str | Chat | RawPrompt
+Pooling = Literal["mean", "last"]
+
+
+class CapabilityError(ConfigError):
+    """The chosen backend cannot do what was asked (e.g. hidden states over HTTP)."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Decoding parameters; part of every cache key.
+
+    ``temperature == 0`` means greedy decoding; above 0, sampling seeded by ``seed``.
+    ``json_schema`` is forwarded to servers that constrain decoding (``response_format``); local
+    backends do not constrain, and the job's parser validates instead.
+    """
+
+    max_tokens: int = 64
+    temperature: float = 0.0
+    stop: tuple[str, ...] = ()
+    json_schema: dict[str, Any] | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise ConfigError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
+        object.__setattr__(self, "stop", tuple(self.stop))
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["stop"] = list(self.stop)
+        return out
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generated continuation with its accounting.
+
+    ``finish_reason`` is ``"stop"`` (end of sequence or a stop string) or ``"length"``.
+    ``seconds`` is this prompt's share of the wall time of the call that produced it.
+    """
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class LLM(Protocol):
+    """What recfuse asks of any language model.
+
+    Attributes:
+        backend: ``"transformers"``, ``"http"``, ``"llamacpp"``, ...
+        model_id: identity of the weights for cache keys (a content hash where known).
+    """
+
+    backend: str
+    model_id: str
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        max_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        json_schema: dict[str, Any] | None = None,
+        seed: int = 0,
+    ) -> list[Generation]:
+        """One `Generation` per prompt, in order."""
+        ...
+
+    def score(self, prompt: Prompt, options: Sequence[str]) -> np.ndarray:
+        """Log-probability of each option as the continuation of ``prompt``.
+
+        Returns float64 ``[len(options)]``: the sum of the option's token log-probabilities
+        (not length-normalized; divide by token counts yourself if options differ in length).
+        For chat prompts the option continues the assistant turn.
+        """
+        ...
+
+    def hidden_states(
+        self, texts: Sequence[str], layers: Sequence[int], pooling: Pooling = "mean"
+    ) -> np.ndarray:
+        """Pooled hidden states, float32 ``[len(layers), len(texts), hidden_size]``.
+
+        Layer 0 is the embedding output, layer ``i`` the output of block ``i``; negative
+        indices count from the last layer. Texts are encoded raw (no chat template).
+        """
+        ...
+
+
+def as_chat(prompt: Prompt) -> Chat | None:
+    """The prompt as chat messages, or None for a `RawPrompt`; validates roles."""
+    if isinstance(prompt, RawPrompt):
+        return None
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    chat = [dict(m) for m in prompt]
+    for i, message in enumerate(chat):
+        if message.get("role") not in ROLES or not isinstance(message.get("content"), str):
+            raise ConfigError(
+                f"prompt message {i}: needs role in {ROLES} and a string content, got {message!r}"
+            )
+    return chat
+
+
+def prompt_identity(prompt: Prompt) -> dict[str, Any]:
+    """A JSON-able description of a prompt, used in cache keys and stored with each output."""
+    if isinstance(prompt, RawPrompt):
+        return {"raw": prompt.text}
+    return {"chat": as_chat(prompt)}
+
+
+def prompt_from_identity(identity: dict[str, Any]) -> Prompt:
+    """Inverse of `prompt_identity` (for workers that receive prompts as JSON)."""
+    if "raw" in identity:
+        return RawPrompt(identity["raw"])
+    return list(identity["chat"])
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut ``text`` at the earliest stop string; return (text, whether a stop string was hit)."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

@@ -1,0 +1,235 @@
+"""`TransformersLLM`: a local causal LM (SmolLM2 by default) loaded read-only through recfuse.frozen.
+
+Chat prompts go through the tokenizer's chat template; `RawPrompt` text is used as is. Batches
+are left-padded for generation and right-padded for scoring and hidden states, by hand, so the
+shared (lru-cached) tokenizer is never mutated.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from recfuse.errors import ConfigError
+from recfuse.llm.base import (
+    Generation,
+    GenerationParams,
+    Pooling,
+    Prompt,
+    RawPrompt,
+    as_chat,
+    truncate_at_stop,
+)
+
+
+class TransformersLLM:
+    """A frozen local model behind the `LLM` interface.
+
+    Args:
+        model: ``"smollm2"`` (the packaged SmolLM2-135M-Instruct GGUF), ``"minilm"`` is not a
+            decoder and is refused; otherwise a local Hugging Face folder or a ``.gguf`` file.
+        batch_size: prompts per forward pass.
+        threads: if given, ``torch.set_num_threads(threads)`` at construction.
+    """
+
+    backend = "transformers"
+
+    def __init__(self, model: str = "smollm2", batch_size: int = 8, threads: int | None = None):
+        from recfuse.frozen import load_frozen, locate_model
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        source = locate_model(model)
+        if source.kind != "decoder":
+            raise ConfigError(f"model {model!r} is an encoder; the LLM backends need a causal LM")
+        self.tokenizer, self.model, self.source = load_frozen(model, causal_lm=True)
+        self.model_name = source.name
+        self.model_id = f"{source.name}-{source.weights_hash()}"
+        self.batch_size = max(1, int(batch_size))
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = eos if isinstance(eos, list) else [eos]
+        self._eos = {int(e) for e in eos_ids if e is not None} | {int(self.tokenizer.eos_token_id)}
+        self._pad = int(self.tokenizer.pad_token_id)
+
+    # ------------------------------------------------------------------ rendering and encoding
+
+    def render(self, prompt: Prompt) -> str:
+        """The exact text the model reads for ``prompt`` (chat template applied to chats)."""
+        chat = as_chat(prompt)
+        if chat is None:
+            assert isinstance(prompt, RawPrompt)
+            return prompt.text
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ConfigError(
+                f"model {self.model_name!r} has no chat template; send RawPrompt text instead"
+            )
+        return str(
+            self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        )
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        """Token ids of the rendered prompt (templates carry their own special tokens)."""
+        templated = not isinstance(prompt, RawPrompt)
+        return list(self.tokenizer(self.render(prompt), add_special_tokens=not templated).input_ids)
+
+    def _pad_batch(self, seqs: list[list[int]], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad id lists into ``input_ids`` and ``attention_mask`` tensors, both ``[B, T]``."""
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self._pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            span = slice(width - len(seq), width) if left else slice(0, len(seq))
+            ids[row, span] = torch.tensor(seq, dtype=torch.long)
+            mask[row, span] = 1
+        return ids, mask
+
+    # ------------------------------------------------------------------ generate
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        max_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        json_schema: dict[str, Any] | None = None,
+        seed: int = 0,
+    ) -> list[Generation]:
+        """Generate continuations, batched; greedy at temperature 0.
+
+        Sampled outputs (temperature > 0) are seeded per batch, so they depend on how prompts
+        are batched. ``json_schema`` does not constrain local decoding (see `GenerationParams`).
+        """
+        params = GenerationParams(max_tokens, temperature, tuple(stop or ()), json_schema, seed)
+        encoded = [self.encode(p) for p in prompts]
+        results: list[Generation | None] = [None] * len(prompts)
+        # Similar lengths share a batch: less padding, fewer wasted FLOPs.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            for row, gen in zip(rows, self._generate_batch([encoded[i] for i in rows], params)):
+                results[row] = gen
+        return [r for r in results if r is not None]
+
+    @torch.inference_mode()
+    def _generate_batch(self, seqs: list[list[int]], params: GenerationParams) -> list[Generation]:
+        ids, mask = self._pad_batch(seqs, left=True)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_tokens,
+            "pad_token_id": self._pad,
+            "eos_token_id": sorted(self._eos),
+        }
+        if params.temperature > 0:
+            torch.manual_seed(params.seed)
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=1.0, top_k=0)
+        else:
+            kwargs.update(do_sample=False)
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        started = time.perf_counter()
+        out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+        seconds = (time.perf_counter() - started) / len(seqs)
+        new_tokens = out[:, ids.shape[1] :].tolist()
+        gens = []
+        for seq, tokens in zip(seqs, new_tokens):
+            end = next((i for i, t in enumerate(tokens) if t in self._eos), None)
+            used = tokens if end is None else tokens[:end]
+            text, hit_stop = truncate_at_stop(
+                self.tokenizer.decode(used, skip_special_tokens=True), params.stop
+            )
+            finish = "stop" if end is not None or hit_stop else "length"
+            count = len(used) + (end is not None)
+            gens.append(Generation(text, len(seq), count, finish, seconds))
+        return gens
+
+    # ------------------------------------------------------------------ score
+
+    @torch.inference_mode()
+    def score(self, prompt: Prompt, options: Sequence[str]) -> np.ndarray:
+        """Sum of option-token log-probabilities after the rendered prompt, ``[len(options)]``.
+
+        Prompt and option are tokenized separately and concatenated, so every option is scored
+        against the same prefix tokens.
+        """
+        if not options:
+            return np.zeros(0, dtype=np.float64)
+        prefix = self.encode(prompt)
+        option_ids = [list(self.tokenizer(o, add_special_tokens=False).input_ids) for o in options]
+        if any(not o for o in option_ids):
+            raise ConfigError(f"score: empty option in {list(options)!r}")
+        scores = np.zeros(len(options), dtype=np.float64)
+        for start in range(0, len(options), self.batch_size):
+            chunk = option_ids[start : start + self.batch_size]
+            ids, mask = self._pad_batch([prefix + o for o in chunk], left=False)
+            hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+            head = self.model.get_output_embeddings()
+            for row, opt in enumerate(chunk):
+                # position p predicts token p + 1: the option's tokens are predicted from
+                # positions len(prefix) - 1 .. len(prefix) + len(opt) - 2.
+                pos = torch.arange(len(prefix) - 1, len(prefix) + len(opt) - 1)
+                logp = torch.log_softmax(head(hidden[row, pos]).float(), dim=-1)
+                picked = logp[torch.arange(len(opt)), torch.tensor(opt)]
+                scores[start + row] = float(picked.sum())
+        return scores
+
+    @torch.inference_mode()
+    def token_logprobs(self, text: str) -> tuple[list[str], list[float | None], list[int]]:
+        """Per-token log-probabilities of raw ``text``: (token strings, logprobs, char offsets).
+
+        The first token has no left context and gets ``None`` (as OpenAI's echo does).
+        """
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids = list(enc.input_ids)
+        if not ids:
+            return [], [], []
+        tensor = torch.tensor([ids], dtype=torch.long)
+        logits = self.model(input_ids=tensor).logits[0].float()
+        logp = torch.log_softmax(logits[:-1], dim=-1)
+        picked = logp[torch.arange(len(ids) - 1), tensor[0, 1:]].tolist()
+        offsets = [int(start) for start, _ in enc.offset_mapping]
+        tokens = [text[a:b] for a, b in enc.offset_mapping]
+        return tokens, [None, *picked], offsets
+
+    # ------------------------------------------------------------------ hidden states
+
+    @torch.inference_mode()
+    def hidden_states(
+        self, texts: Sequence[str], layers: Sequence[int], pooling: Pooling = "mean"
+    ) -> np.ndarray:
+        """Pooled per-layer states, float32 ``[len(layers), len(texts), hidden_size]``.
+
+        Layer 0 is the embedding output and layer ``num_hidden_layers`` the last block (before
+        the final norm, as transformers reports it); negative indices count from the end.
+        ``pooling="last"`` takes the last real token, ``"mean"`` averages real tokens.
+        """
+        n_states = int(self.model.config.num_hidden_layers) + 1
+        picked = []
+        for layer in layers:
+            if not -n_states <= layer < n_states:
+                raise ConfigError(f"layer {layer} out of range for {n_states} hidden states")
+            picked.append(layer % n_states)
+        if pooling not in ("mean", "last"):
+            raise ConfigError(f"pooling must be 'mean' or 'last', not {pooling!r}")
+        hidden_size = int(self.model.config.hidden_size)
+        out = np.zeros((len(picked), len(texts), hidden_size), dtype=np.float32)
+        encoded = [
+            list(self.tokenizer(t, add_special_tokens=True).input_ids) or [self._pad] for t in texts
+        ]
+        for start in range(0, len(texts), self.batch_size):
+            chunk = encoded[start : start + self.batch_size]
+            ids, mask = self._pad_batch(chunk, left=False)
+            states = self.model.base_model(
+                input_ids=ids, attention_mask=mask, output_hidden_states=True
+            ).hidden_states
+            stacked = torch.stack([states[i] for i in picked])  # [L, B, T, H]
+            if pooling == "mean":
+                weights = mask[None, :, :, None].to(stacked.dtype)
+                pooled = (stacked * weights).sum(2) / weights.sum(2)
+            else:
+                last = mask.sum(1) - 1
+                pooled = stacked[:, torch.arange(len(chunk)), last]
+            out[:, start : start + len(chunk)] = pooled.float().numpy()
+        return out

@@ -1,0 +1,168 @@
+"""Sequential recommenders (SASRec, GRU4Rec) over any `ItemEncoder`.
+
+Training: every user's training sequence (its last ``max_len + 1`` items) predicts each next
+item. Loss ``ce`` is the full softmax over all items; ``sampled`` is a sampled softmax against
+``negatives`` uniformly drawn items shared by the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recfuse.errors import ConfigError
+from recfuse.models.gru4rec import GRU4RecNet
+from recfuse.models.item_encoders import IdEncoder, ItemEncoder
+from recfuse.models.sasrec import SASRecNet
+from recfuse.models.training import TorchRecommender, TrainConfig
+from recfuse.split import Split
+
+EncoderFactory = Callable[[Split, int], ItemEncoder]
+
+
+def left_pad(seqs: Sequence[np.ndarray], length: int, pad: int) -> np.ndarray:
+    """The last ``length`` items of each sequence, left-padded with ``pad``: [B, length]."""
+    out = np.full((len(seqs), length), pad, dtype=np.int64)
+    for row, seq in enumerate(seqs):
+        tail = seq[-length:]
+        if len(tail):
+            out[row, length - len(tail) :] = tail
+    return out
+
+
+class SequentialRecommender(TorchRecommender):
+    """A backbone network plus an item encoder, trained for next-item prediction.
+
+    Args:
+        dim: model width (and item vector size).
+        max_len: history length the model reads.
+        loss: ``ce`` (full cross-entropy) or ``sampled`` (sampled softmax).
+        negatives: negatives per batch for ``sampled``.
+        encoder: builds the `ItemEncoder` from (split, dim); ID embeddings by default.
+        train: optimisation settings (`TrainConfig`), or pass its fields as keywords.
+    """
+
+    backbone: str = ""
+
+    def __init__(
+        self,
+        dim: int = 64,
+        max_len: int = 50,
+        loss: str = "ce",
+        negatives: int = 256,
+        dropout: float = 0.2,
+        encoder: EncoderFactory | None = None,
+        train: TrainConfig | None = None,
+        **train_kwargs: Any,
+    ) -> None:
+        super().__init__(train, **train_kwargs)
+        if loss not in ("ce", "sampled"):
+            raise ConfigError(f"model.loss: {loss!r} is not 'ce' or 'sampled'")
+        self.dim, self.max_len, self.loss_name, self.negatives, self.dropout = (
+            dim,
+            max_len,
+            loss,
+            negatives,
+            dropout,
+        )
+        self.encoder_factory = encoder or (lambda split, dim: IdEncoder(split.n_items, dim))
+        self.name = f"{self.backbone}" + ("" if loss == "ce" else "-sampled")
+
+    def make_net(self, encoder: ItemEncoder) -> nn.Module:
+        raise NotImplementedError
+
+    def build(self, split: Split) -> nn.Module:
+        self.n_items_ = split.n_items
+        return self.make_net(self.encoder_factory(split, self.dim))
+
+    def item_table(self) -> torch.Tensor:
+        """Encoder output plus a zero row for the padding index: [n_items + 1, dim]."""
+        table = self.net_.encoder()
+        return torch.cat([table, table.new_zeros(1, table.shape[1])])
+
+    def batches(
+        self, split: Split, rng: np.random.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if not hasattr(self, "_train_seqs"):
+            seqs = [h for h in split.histories("valid") if len(h) >= 2]
+            self._train_seqs = seqs
+        seqs = self._train_seqs
+        order = rng.permutation(len(seqs))
+        pad = split.n_items
+        for lo in range(0, len(order), self.train_config.batch_size):
+            chunk = [
+                seqs[i][-(self.max_len + 1) :]
+                for i in order[lo : lo + self.train_config.batch_size]
+            ]
+            inputs = left_pad([s[:-1] for s in chunk], self.max_len, pad)
+            targets = left_pad([s[1:] for s in chunk], self.max_len, pad)
+            yield torch.as_tensor(inputs), torch.as_tensor(targets)
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        inputs, targets = batch
+        table = self.item_table()
+        hidden = self.net_(inputs, table)
+        keep = targets < self.n_items_
+        h, y = hidden[keep], targets[keep]
+        if self.loss_name == "ce":
+            return F.cross_entropy(h @ table[:-1].T, y)
+        neg = torch.randint(0, self.n_items_, (self.negatives,))
+        pos_logit = (h * table[y]).sum(-1, keepdim=True)
+        neg_logit = h @ table[neg].T
+        # a sampled negative equal to the target is not a negative
+        neg_logit = neg_logit.masked_fill(neg[None, :] == y[:, None], -torch.inf)
+        logits = torch.cat([pos_logit, neg_logit], dim=1)
+        return F.cross_entropy(logits, torch.zeros(len(y), dtype=torch.long))
+
+    @torch.no_grad()
+    def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+        table = self.item_table()
+        seq = torch.as_tensor(left_pad(histories, self.max_len, self.n_items_))
+        hidden = self.net_(seq, table)[:, -1]
+        return (hidden @ table[:-1].T).numpy()
+
+    def fit(self, split: Split, **kwargs: Any) -> SequentialRecommender:
+        self.__dict__.pop("_train_seqs", None)
+        super().fit(split, **kwargs)
+        return self
+
+    def report(self) -> dict[str, Any]:
+        """What the item encoder learned (e.g. DFF layer weights)."""
+        return self.net_.encoder.report()
+
+    def get_params(self) -> dict[str, Any]:
+        params = super().get_params()
+        params.pop("encoder_factory", None)
+        params["encoder"] = type(self.net_.encoder).__name__ if hasattr(self, "net_") else None
+        return params
+
+
+class SASRec(SequentialRecommender):
+    """SASRec with blocks/heads; see `SequentialRecommender` for the shared arguments."""
+
+    backbone = "SASRec"
+
+    def __init__(self, blocks: int = 2, heads: int = 1, **kwargs: Any) -> None:
+        self.blocks, self.heads = blocks, heads
+        super().__init__(**kwargs)
+
+    def make_net(self, encoder: ItemEncoder) -> nn.Module:
+        return SASRecNet(encoder, self.max_len, self.blocks, self.heads, self.dropout)
+
+
+class GRU4Rec(SequentialRecommender):
+    """GRU4Rec; see `SequentialRecommender` for the shared arguments."""
+
+    backbone = "GRU4Rec"
+
+    def __init__(self, layers: int = 1, **kwargs: Any) -> None:
+        self.layers = layers
+        super().__init__(**kwargs)
+
+    def make_net(self, encoder: ItemEncoder) -> nn.Module:
+        return GRU4RecNet(encoder, self.max_len, self.layers, self.dropout)

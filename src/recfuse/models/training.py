@@ -1,0 +1,141 @@
+"""One trainer for every torch recommender: seeds, progress, early stopping, safetensors checkpoints.
+
+A `TorchRecommender` says how to build its network, how to cut an epoch into batches and what the
+loss of a batch is; `fit` does the rest the same way for all of them. Model selection uses the
+validation NDCG@10 under full ranking and nothing from the test period.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from abc import abstractmethod
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from recfuse.atomic import atomic_path
+from recfuse.models.base import Recommender
+from recfuse.split import Split
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by all torch models."""
+
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 5
+    seed: int = 0
+    valid_metric: str = "NDCG@10"
+    valid_users: int | None = None  # evaluate early stopping on a fixed random subset (speed)
+    max_seconds: float | None = None  # stop after this much training time (a budgeted preset)
+    checkpoint: str | None = None  # safetensors path for the best weights
+    progress: bool = True
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class TorchRecommender(Recommender):
+    """Base for neural recommenders. Subclasses implement `build`, `batches`, `loss`, `score`."""
+
+    def __init__(self, train: TrainConfig | None = None, **train_kwargs: Any) -> None:
+        self.train_config = train or TrainConfig(**train_kwargs)
+        self.history_: list[dict[str, float]] = []
+
+    @abstractmethod
+    def build(self, split: Split) -> torch.nn.Module:
+        """Create the network for this split's catalogue."""
+
+    @abstractmethod
+    def batches(self, split: Split, rng: np.random.Generator) -> Iterator[Any]:
+        """One epoch of training batches."""
+
+    @abstractmethod
+    def loss(self, batch: Any) -> torch.Tensor:
+        """Scalar training loss of one batch."""
+
+    def fit(self, split: Split, **kwargs: Any) -> TorchRecommender:
+        from recfuse.evaluation import Evaluator  # evaluation depends on models, not the reverse
+
+        super().fit(split)
+        cfg = self.train_config
+        seed_everything(cfg.seed)
+        self.net_ = self.build(split)
+        params = [p for p in self.net_.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        rng = np.random.default_rng(cfg.seed)
+        eval_users = None
+        if cfg.valid_users is not None:
+            candidates = np.unique(split.valid["user"].to_numpy())
+            if cfg.valid_users < len(candidates):
+                eval_users = np.random.default_rng(cfg.seed).choice(
+                    candidates, cfg.valid_users, replace=False
+                )
+        evaluator = Evaluator(split, ks=(10,), users=eval_users)
+        best, best_state, bad_epochs = -np.inf, None, 0
+        started = time.perf_counter()
+        bar = tqdm(range(cfg.epochs), desc=f"train {self.name}", disable=not cfg.progress)
+        for epoch in bar:
+            self.net_.train()
+            total, count = 0.0, 0
+            for batch in self.batches(split, rng):
+                optimizer.zero_grad(set_to_none=True)
+                loss = self.loss(batch)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach())
+                count += 1
+            self.net_.eval()
+            score = evaluator.evaluate(self, "valid").metrics[cfg.valid_metric]
+            self.history_.append(
+                {"epoch": epoch, "loss": total / max(count, 1), cfg.valid_metric: score}
+            )
+            bar.set_postfix(loss=f"{total / max(count, 1):.4f}", valid=f"{score:.4f}")
+            if score > best:
+                best, bad_epochs = score, 0
+                best_state = copy.deepcopy(self.net_.state_dict())
+            else:
+                bad_epochs += 1
+            out_of_time = (
+                cfg.max_seconds is not None and time.perf_counter() - started > cfg.max_seconds
+            )
+            if bad_epochs >= cfg.patience or out_of_time:
+                break
+        if best_state is not None:
+            self.net_.load_state_dict(best_state)
+        self.net_.eval()
+        self.best_valid_ = float(best)
+        self.train_seconds_ = time.perf_counter() - started
+        if cfg.checkpoint:
+            self.save(cfg.checkpoint)
+        return self
+
+    def save(self, path: str | Path) -> None:
+        """Weights as safetensors (written atomically)."""
+        state = {k: v.detach().contiguous() for k, v in self.net_.state_dict().items()}
+        with atomic_path(path) as tmp:
+            save_file(state, str(tmp))
+
+    def load_weights(self, path: str | Path) -> None:
+        self.net_.load_state_dict(load_file(str(path)))
+
+    def get_params(self) -> dict[str, Any]:
+        params = {
+            k: v for k, v in super().get_params().items() if k not in ("train_config", "history_")
+        }
+        params["train"] = asdict(self.train_config)
+        return params
