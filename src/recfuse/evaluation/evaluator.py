@@ -98,7 +98,7 @@ class Evaluator:
         target_users = np.unique(targets["user"].to_numpy())
         # targets are sorted by user, so each user's targets are one contiguous run
         targets = targets.sort_values("user", kind="stable")
-        t_items = targets["item"].to_numpy()
+        t_items = targets["item"].to_numpy().copy()
         bounds = np.searchsorted(
             targets["user"].to_numpy(), np.append(target_users, np.iinfo(np.int64).max)
         )

@@ -21,7 +21,9 @@ for _name, _module in STUDIES.items():
     try:
         _main = importlib.import_module(_module).main
     except ModuleNotFoundError as _exc:
-        if _exc.name == _module:
+        if _exc.name and _module.startswith(_exc.name):
             continue
         raise
-    app.command(name=_name, help=(_main.__doc__ or "").strip().splitlines()[0] if _main.__doc__ else None)(_main)
+    app.command(
+        name=_name, help=(_main.__doc__ or "").strip().splitlines()[0] if _main.__doc__ else None
+    )(_main)

@@ -1,0 +1,136 @@
+"""Run configuration: layered (defaults ← YAML file ← ``--set key=value``), validated by pydantic.
+
+Unknown keys and bad values are errors that name the key, e.g. ``model.paramz: unknown key``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recfuse.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FileSource(Section):
+    """A user's own interactions file and optional item table."""
+
+    path: str
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    time_col: str | None = "timestamp"
+    items_path: str | None = None
+    item_id_col: str | None = None
+    text_fields: list[str] = Field(default_factory=list)
+
+
+class DataConfig(Section):
+    name: str | None = None
+    data_dir: str | None = None
+    file: FileSource | None = None
+    k_core: int | None = None
+
+
+class SplitConfig(Section):
+    protocol: Literal["leave_one_out", "temporal", "ratio", "group_disjoint"] = "leave_one_out"
+    valid_frac: float | None = None
+    test_frac: float | None = None
+    column: str | None = None
+
+
+class ModelConfig(Section):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainSection(Section):
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 5
+    valid_users: int | None = None
+    max_seconds: float | None = None
+
+
+class EvalConfig(Section):
+    ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
+    batch_users: int = 1024
+    sampled_negatives: int | None = None
+    max_users: int | None = None
+
+
+class RunConfig(Section):
+    name: str = "run"
+    seed: int = 0
+    threads: int | None = None
+    data: DataConfig
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: ModelConfig
+    train: TrainSection = Field(default_factory=TrainSection)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    output: str = "runs"
+
+
+def _format_error(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"{source}: {key}: unknown key"
+    if err["type"] == "missing":
+        return f"{source}: {key}: required key is missing"
+    return f"{source}: {key}: {err['msg']}"
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: {part} is not a section")
+    node[parts[-1]] = value
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Read a YAML config, apply ``key=value`` overrides (values parsed as YAML), validate."""
+    tree: dict[str, Any] = dict(base or {})
+    source = "config"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: file not found") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{where}: invalid YAML") from None
+        if loaded is None:
+            raise ConfigError(f"{path}: empty config")
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        tree.update(loaded)
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        _set_path(tree, key.strip(), yaml.safe_load(raw))
+    try:
+        config = RunConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source)) from None
+    if (config.data.name is None) == (config.data.file is None):
+        raise ConfigError(f"{source}: data: give exactly one of data.name or data.file")
+    return config

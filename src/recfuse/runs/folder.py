@@ -1,0 +1,99 @@
+"""Run folders: everything needed to reproduce and audit one run, written all-or-nothing.
+
+A run is built in a hidden temporary folder and renamed into place when it finishes, so a failed
+run leaves no partial output behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import logging
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from recfuse import atomic
+
+PACKAGES = ("recfuse", "torch", "numpy", "pandas", "scipy", "scikit-learn", "transformers")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def metrics_markdown(
+    rows: list[dict[str, Any]], columns: list[str] | None = None, digits: int = 4
+) -> str:
+    """A Markdown table from a list of row dicts (floats rounded)."""
+    if not rows:
+        return ""
+    columns = columns or list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        cells = [
+            f"{row.get(c):.{digits}f}" if isinstance(row.get(c), float) else str(row.get(c, ""))
+            for c in columns
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+class RunFolder:
+    """A run under construction: ``with RunFolder(root, name) as run: ...``.
+
+    Inside the block ``run.path`` is a temporary folder; on success it becomes
+    ``<root>/<name>-<UTC time>``, on an exception it is deleted.
+    """
+
+    def __init__(self, root: str | Path, name: str) -> None:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+        self.final = Path(root) / f"{name}-{stamp}-{os.getpid()}"
+        self.path = Path(root) / f".tmp-{self.final.name}"
+        self.logger = logging.getLogger(f"recfuse.run.{self.final.name}")
+
+    def __enter__(self) -> RunFolder:
+        self.path.mkdir(parents=True, exist_ok=False)
+        self._handler = logging.FileHandler(self.path / "log.txt")
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        self.logger.addHandler(self._handler)
+        self.logger.setLevel(logging.INFO)
+        atomic.write_json(self.path / "versions.json", package_versions())
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.logger.removeHandler(self._handler)
+        self._handler.close()
+        if exc_type is None:
+            os.replace(self.path, self.final)
+            self.path = self.final
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def log(self, message: str) -> None:
+        self.logger.info(message)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic.write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic.write_json(self.path / name, obj)
+
+    def write_text(self, name: str, text: str) -> None:
+        atomic.write_text(self.path / name, text)
+
+    def write_frame(self, name: str, frame: pd.DataFrame) -> None:
+        with atomic.atomic_path(self.path / name) as tmp:
+            frame.to_parquet(tmp, index=False)
