@@ -1,0 +1,218 @@
+"""`recfuse ledger ...`: verify a ledger, prove an entry, check a proof, show entries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recfuse.errors import ConfigError, DataError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+
+def _key(hex_key: str | None) -> bytes | None:
+    if hex_key is None:
+        return None
+    try:
+        key = bytes.fromhex(hex_key)
+    except ValueError as exc:
+        raise ConfigError(f"--public-key: not hex ({exc})") from exc
+    if len(key) != 32:
+        raise ConfigError("--public-key: an Ed25519 public key is 32 bytes (64 hex digits)")
+    return key
+
+
+def _existing(db: Path) -> Path:
+    if not db.is_file():
+        raise DataError(f"{db}: no ledger file here")
+    return db
+
+
+@app.command()
+def verify(
+    db: Annotated[Path, typer.Argument(help="The ledger's SQLite file.")],
+    public_key: Annotated[
+        str | None, typer.Option(help="Pin the signer (hex); default: the file's key.")
+    ] = None,
+    witness: Annotated[
+        Path | None,
+        typer.Option(
+            help="A checkpoint JSON kept elsewhere (`recfuse ledger checkpoint`): the log must extend it."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
+) -> None:
+    """Recompute every hash and signature; name the first bad entry. Exit 1 if anything is wrong."""
+    from recfuse.governance.signing import Checkpoint
+    from recfuse.governance.verify import Finding, verify_ledger
+
+    pinned = _key(public_key)
+    report = verify_ledger(_existing(db), pinned)
+    if witness is not None:
+        cp = Checkpoint.from_json(json.loads(witness.read_text()))
+        key = pinned or _key(json.loads(witness.read_text()).get("public_key"))
+        if key is None or not cp.verify(key):
+            report.findings.append(
+                Finding("witness", str(witness), "witness signature does not verify")
+            )
+        elif cp.tree_size > report.size:
+            report.findings.append(
+                Finding(
+                    "witness",
+                    str(witness),
+                    f"witness saw {cp.tree_size} entries; the log holds {report.size}",
+                    report.size,
+                )
+            )
+        else:
+            from recfuse.governance.ledger import Ledger
+
+            with Ledger(db) as ledger:
+                if ledger.root(cp.tree_size) != cp.root:
+                    report.findings.append(
+                        Finding(
+                            "witness",
+                            str(witness),
+                            f"the log's first {cp.tree_size} entries differ from what the witness signed",
+                        )
+                    )
+    if as_json:
+        out = {
+            "ok": report.ok, "path": report.path, "size": report.size, "root": report.root,
+            "checkpoints": report.checkpoints, "blobs": report.blobs,
+            "first_bad_entry": report.first_bad_entry,
+            "findings": [f.__dict__ | {"text": str(f)} for f in report.findings],
+        }  # fmt: skip
+        typer.echo(json.dumps(out, indent=2))
+    elif report.ok:
+        typer.echo(
+            f"OK {db}: {report.size} entries, root {report.root}, "
+            f"{report.checkpoints} signed checkpoints verified, {report.blobs} blobs"
+        )
+    else:
+        first = report.first
+        typer.echo(f"FAILED {db}: {len(report.findings)} problems; first: {first}")
+        if report.first_bad_entry is not None:
+            typer.echo(f"first bad entry: {report.first_bad_entry}")
+        for finding in report.findings[:20]:
+            typer.echo(f"  - {finding}")
+    if not report.ok:
+        raise SystemExit(1)  # typer.Exit codes are dropped by recfuse.cli.main
+
+
+@app.command()
+def prove(
+    db: Annotated[Path, typer.Argument(help="The ledger's SQLite file.")],
+    entry: Annotated[int, typer.Argument(help="Index of the entry to prove.")],
+    out: Annotated[Path | None, typer.Option(help="Also write the proof to this file.")] = None,
+    sign: Annotated[
+        bool, typer.Option(help="Sign a new checkpoint if none covers the entry yet.")
+    ] = True,
+) -> None:
+    """Print a self-contained inclusion proof (entry, path, signed checkpoint, public key)."""
+    from recfuse.atomic import write_json
+    from recfuse.governance.bundle import make_bundle
+    from recfuse.governance.ledger import Ledger
+
+    with Ledger(_existing(db)) as ledger:
+        if not 0 <= entry < ledger.size():
+            raise DataError(f"{db}: no entry {entry} (the log has {ledger.size()})")
+        try:
+            bundle = make_bundle(ledger, entry, sign_if_needed=sign)
+        except ValueError as exc:
+            raise DataError(f"{db}: {exc}; run without --no-sign") from exc
+    if out is not None:
+        write_json(out, bundle)
+    typer.echo(json.dumps(bundle, indent=2))
+
+
+@app.command("check-proof")
+def check_proof(
+    proof: Annotated[Path, typer.Argument(help="A proof written by `recfuse ledger prove`.")],
+    public_key: Annotated[str | None, typer.Option(help="Pin the signer (hex).")] = None,
+) -> None:
+    """Check a proof with nothing but hashes and the signature. Exit 1 if it fails."""
+    from recfuse.governance.bundle import check_bundle
+
+    try:
+        bundle = json.loads(proof.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{proof}: not a readable JSON proof ({exc})") from exc
+    problems = check_bundle(bundle, _key(public_key))
+    if problems:
+        for p in problems:
+            typer.echo(f"FAILED: {p}")
+        raise SystemExit(1)  # typer.Exit codes are dropped by recfuse.cli.main
+    typer.echo(
+        f"OK: entry {bundle['leaf_index']} is in log {bundle['log_id']} of size "
+        f"{bundle['tree_size']} (checkpoint {bundle['checkpoint']['seq']}, root {bundle['checkpoint']['root']})"
+    )
+
+
+@app.command()
+def checkpoint(db: Annotated[Path, typer.Argument(help="The ledger's SQLite file.")]) -> None:
+    """Sign the current tree head and print it (keep a copy elsewhere to witness the log)."""
+    from recfuse.governance.ledger import Ledger
+
+    with Ledger(_existing(db)) as ledger:
+        cp = ledger.checkpoint()
+        out = cp.to_json() | {"public_key": (ledger.public_key() or b"").hex()}
+    typer.echo(json.dumps(out, indent=2))
+
+
+@app.command()
+def consistency(
+    db: Annotated[Path, typer.Argument(help="The ledger's SQLite file.")],
+    old: Annotated[int, typer.Argument(help="Sequence number of the older checkpoint.")],
+    new: Annotated[
+        int | None, typer.Argument(help="Sequence number of the newer one (default: latest).")
+    ] = None,
+) -> None:
+    """Print a consistency proof between two signed checkpoints."""
+    from recfuse.governance.bundle import make_consistency
+    from recfuse.governance.ledger import Ledger
+
+    with Ledger(_existing(db)) as ledger:
+        n = len(ledger.checkpoints())
+        for seq in (old, new):
+            if seq is not None and not 0 <= seq < n:
+                raise DataError(f"{db}: no checkpoint {seq} (there are {n})")
+        typer.echo(json.dumps(make_consistency(ledger, old, new), indent=2))
+
+
+@app.command()
+def show(
+    db: Annotated[Path, typer.Argument(help="The ledger's SQLite file.")],
+    start: Annotated[int, typer.Option(help="First entry.")] = 0,
+    limit: Annotated[int, typer.Option(help="How many entries.")] = 50,
+    decision: Annotated[str | None, typer.Option(help="Only 'allow' or 'deny'.")] = None,
+    action: Annotated[str | None, typer.Option(help="Only this action.")] = None,
+) -> None:
+    """List entries: index, time, actor, action, resource, decision, outcome, deciding policies."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from recfuse.governance.ledger import Ledger
+
+    table = Table("#", "time", "actor", "action", "resource", "decision", "outcome", "policies")
+    shown = 0
+    with Ledger(_existing(db)) as ledger:
+        for e in ledger.entries(start):
+            if (decision and e.get("decision") != decision) or (
+                action and e.get("action") != action
+            ):
+                continue
+            res = e.get("resource") or {}
+            table.add_row(
+                str(e.get("index")), str(e.get("time", ""))[:23], str(e.get("actor", "")),
+                str(e.get("action", "")), f"{res.get('type', '')}::{res.get('id', '')}"[:48],
+                str(e.get("decision", "")), str(e.get("outcome", "")),
+                ", ".join(e.get("reasons") or []),
+            )  # fmt: skip
+            shown += 1
+            if shown >= limit:
+                break
+    Console(width=200).print(table)
