@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from recfuse.errors import ConfigError
+from recfuse.errors import ConfigError, RecfuseError
 
 Message = dict[str, str]
 Chat = list[Message]
@@ -39,6 +39,10 @@ Pooling = Literal["mean", "last"]
 
 class CapabilityError(ConfigError):
     """The chosen backend cannot do what was asked (e.g. hidden states over HTTP)."""
+
+
+class BackendError(RecfuseError):
+    """A model server kept failing (after retries) or answered something unusable."""
 
 
 @dataclass(frozen=True)

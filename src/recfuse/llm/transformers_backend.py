@@ -110,7 +110,9 @@ class TransformersLLM:
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            for row, gen in zip(rows, self._generate_batch([encoded[i] for i in rows], params)):
+            for row, gen in zip(
+                rows, self._generate_batch([encoded[i] for i in rows], params), strict=True
+            ):
                 results[row] = gen
         return [r for r in results if r is not None]
 
@@ -134,7 +136,7 @@ class TransformersLLM:
         seconds = (time.perf_counter() - started) / len(seqs)
         new_tokens = out[:, ids.shape[1] :].tolist()
         gens = []
-        for seq, tokens in zip(seqs, new_tokens):
+        for seq, tokens in zip(seqs, new_tokens, strict=True):
             end = next((i for i, t in enumerate(tokens) if t in self._eos), None)
             used = tokens if end is None else tokens[:end]
             text, hit_stop = truncate_at_stop(

@@ -1,0 +1,83 @@
+"""`BackendSpec`: which LLM backend a job uses, as plain config that can travel to Ray workers."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recfuse.errors import ConfigError
+from recfuse.llm.base import LLM
+
+
+class BackendSpec(BaseModel):
+    """The ``backend:`` block of a job YAML.
+
+    ``kind: transformers`` (default) and ``llamacpp`` use ``model`` (``smollm2``, a local folder
+    or a ``.gguf`` path); ``kind: http`` uses ``base_url`` + ``model`` (the server's name for it),
+    with the API key read from the environment variable named by ``api_key_env``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["transformers", "http", "llamacpp"] = "transformers"
+    model: str = "smollm2"
+    batch_size: int = Field(8, ge=1, le=512)
+    threads: int | None = Field(None, ge=1)
+    # http
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0, le=20)
+    backoff_s: float = Field(0.5, ge=0)
+    concurrency: int = Field(4, ge=1, le=256)
+    chat_format: Literal["chatml", "raw"] = "chatml"
+    model_revision: str | None = None
+    # llamacpp
+    n_ctx: int = Field(2048, ge=128)
+
+    def build(self) -> LLM:
+        """Construct the backend (loads the model for local kinds)."""
+        if self.kind == "transformers":
+            from recfuse.llm.transformers_backend import TransformersLLM
+
+            return TransformersLLM(self.model, batch_size=self.batch_size, threads=self.threads)
+        if self.kind == "llamacpp":
+            from recfuse.llm.llamacpp_backend import LlamaCppLLM
+
+            return LlamaCppLLM(self.model, n_ctx=self.n_ctx, threads=self.threads)
+        if not self.base_url:
+            raise ConfigError("backend.base_url: required when backend.kind is http")
+        from recfuse.llm.http_backend import HTTPLLM
+
+        return HTTPLLM(
+            self.base_url,
+            self.model,
+            api_key_env=self.api_key_env,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            backoff_s=self.backoff_s,
+            concurrency=self.concurrency,
+            chat_format=self.chat_format,
+            model_revision=self.model_revision,
+        )
+
+    def identity(self) -> tuple[str, str]:
+        """``(backend, model_id)`` as the built backend would report them, without loading it.
+
+        Must agree with each backend's ``model_id`` (keys computed here find outputs stored
+        by jobs that built the backend).
+        """
+        if self.kind in ("transformers", "llamacpp"):
+            from recfuse.frozen import locate_model
+
+            source = locate_model(self.model)
+            return self.kind, f"{source.name}-{source.weights_hash()}"
+        if not self.base_url:
+            raise ConfigError("backend.base_url: required when backend.kind is http")
+        base = self.base_url.rstrip("/")
+        base = base if base.endswith("/v1") else base + "/v1"
+        model_id = f"{self.model}@{base}" + (
+            f"#{self.model_revision}" if self.model_revision else ""
+        )
+        return "http", model_id
