@@ -7,24 +7,30 @@
 - `GovernedToolbox` / `Agent`: MCP-schema tools and a perceive -> conceptualize -> act cycle.
 """
 
-from recfuse.governance.agent import Agent, Outcome, Proposal
-from recfuse.governance.governor import Governor, PolicyDenied, governed
-from recfuse.governance.ledger import Ledger
-from recfuse.governance.policy import Decision, Policies, Resource
-from recfuse.governance.toolbox import GovernedToolbox
-from recfuse.governance.verify import verify_ledger
+from __future__ import annotations
 
-__all__ = [
-    "Agent",
-    "Decision",
-    "GovernedToolbox",
-    "Governor",
-    "Ledger",
-    "Outcome",
-    "Policies",
-    "PolicyDenied",
-    "Proposal",
-    "Resource",
-    "governed",
-    "verify_ledger",
-]
+import importlib
+from typing import Any
+
+# Lazy: the MCP SDK takes seconds to import, and a ledger user should not pay for it.
+_HOMES = {
+    "Agent": "agent",
+    "Outcome": "agent",
+    "Proposal": "agent",
+    "Governor": "governor",
+    "PolicyDenied": "governor",
+    "governed": "governor",
+    "Ledger": "ledger",
+    "Decision": "policy",
+    "Policies": "policy",
+    "Resource": "policy",
+    "GovernedToolbox": "toolbox",
+    "verify_ledger": "verify",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'recfuse.governance' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"recfuse.governance.{_HOMES[name]}"), name)

@@ -100,7 +100,6 @@ def catalogue_tools(
     n_items = split.n_items
     real = np.bincount(split.train["item"].to_numpy(), minlength=n_items)
     split_id = f"{dataset.name}/{split.protocol}/seed{split.seed}"
-    parts = {"train": split.train, "valid": split.valid, "test": split.test}
     users_of: dict[int, np.ndarray] = {}
     train_users = split.train["user"].to_numpy()
     train_items = split.train["item"].to_numpy()
@@ -129,7 +128,7 @@ def catalogue_tools(
     @toolbox.tool(resource=split_resource, name="read_split")
     def read_split(part: Literal["train", "valid", "test"]) -> dict[str, Any]:
         """Interaction counts per item in one part of the split (train, valid or test)."""
-        frame = parts[part]
+        frame = getattr(split, part)  # the only place a part is read, and only once allowed
         counts = np.bincount(frame["item"].to_numpy(), minlength=n_items)
         nonzero = np.flatnonzero(counts)
         return {

@@ -109,7 +109,6 @@ class Ledger:
                 conn.execute(statement)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('log_id', ?)", (uuid.uuid4().hex,))
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (utc_now(),))
         meta = self.meta()
         if meta.get("format") != FORMAT:
             raise DataError(f"{self.path}: not a {FORMAT} ledger (format {meta.get('format')!r})")

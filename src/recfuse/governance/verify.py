@@ -15,6 +15,7 @@ from pathlib import Path
 
 from recfuse.errors import DataError
 from recfuse.governance.digest import sha256_hex
+from recfuse.governance.ledger import FORMAT
 from recfuse.governance.merkle import (
     EMPTY_ROOT,
     all_levels,
@@ -88,6 +89,10 @@ def _verify(conn: sqlite3.Connection, path: str, pinned_key: bytes | None) -> Ve
     report = VerifyReport(path)
     add = report.findings.append
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    if meta.get("format") != FORMAT:
+        add(Finding("meta", "format", f"format is {meta.get('format')!r}, not {FORMAT!r}"))
+    if not meta.get("log_id"):
+        add(Finding("meta", "log_id", "the log id is missing"))
     log_id = meta.get("log_id", "")
     stored_key = meta.get("public_key")
     public_key = pinned_key
@@ -172,8 +177,8 @@ def _verify(conn: sqlite3.Connection, path: str, pinned_key: bytes | None) -> Ve
             )
     for lv, i in stored:
         if lv >= 1 and (lv >= len(levels) or i >= len(levels[lv])):
-            first = i << lv
-            if not any(j in bad_leaf for j in range(first, first + (1 << lv))):
+            first, span = i << lv, 1 << lv
+            if not any(first <= j < first + span for j in bad_leaf):
                 add(Finding("nodes", f"({lv}, {i})", "node beyond the end of the log"))
 
     def root_at(size: int) -> bytes:
@@ -190,7 +195,13 @@ def _verify(conn: sqlite3.Connection, path: str, pinned_key: bytes | None) -> Ve
     report.checkpoints = len(rows)
     if rows and public_key is None:
         add(Finding("meta", "public_key", "checkpoints exist but no public key to check them"))
-    last_good_size, prev_size, prev_time = 0, 0, ""
+    if rows and public_key is not None:
+        # Every checkpoint names its signer; if none names this key, the key row was changed.
+        from recfuse.governance.signing import key_id
+
+        if all(str(r[4]) != key_id(public_key) for r in rows):
+            add(Finding("meta", "public_key", "no checkpoint was signed with this public key"))
+    last_good_size, prev_size, prev_time, unsigned = 0, 0, "", 0
     for expected_seq, (seq, size, root, time, kid, sig) in enumerate(rows):
         where = f"seq {seq}"
         if seq != expected_seq:
@@ -210,6 +221,7 @@ def _verify(conn: sqlite3.Connection, path: str, pinned_key: bytes | None) -> Ve
                     "signature does not verify (checkpoint altered, swapped or foreign)",
                 )
             )
+            unsigned += 1
             continue
         if size < prev_size or time < prev_time:
             add(Finding("checkpoints", where, "goes back in size or time from the one before"))
@@ -233,6 +245,13 @@ def _verify(conn: sqlite3.Connection, path: str, pinned_key: bytes | None) -> Ve
                 )  # fmt: skip
         else:
             last_good_size = size
+
+    if rows and unsigned == len(rows):
+        add(
+            Finding(
+                "meta", "log_id", "no checkpoint verifies: the log id or public key was changed"
+            )
+        )
 
     # ---- blobs
     for digest, data in conn.execute("SELECT digest, data FROM blobs"):
