@@ -160,3 +160,9 @@ class FakeScriptedLLM:
         self, texts: Sequence[str], layers: Sequence[int], pooling: Pooling = "mean"
     ) -> np.ndarray:
         raise AssertionError("not scripted")
+
+
+@pytest.fixture
+def fake_llm() -> type[FakeScriptedLLM]:
+    """The `FakeScriptedLLM` class (control-flow tests only; never behind a number)."""
+    return FakeScriptedLLM
