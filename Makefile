@@ -27,11 +27,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/recfuse demo
 
+# Two workers, one thread each; files stay on one worker so a module loads its model once.
+# The test cache (dense model copies) is shared by both workers and kept between runs.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	RECFUSE_CACHE=$(CURDIR)/.cache/test OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/eval_speed.py
+	$(BIN)/python benchmarks/baselines.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
