@@ -8,13 +8,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from tqdm import tqdm
 
 from recfuse.atomic import write_json
+from recfuse.errors import ConfigError
 from recfuse.evaluation.leakage.learner import NetConfig
 from recfuse.evaluation.leakage.probes import (
+    GroupFitter,
     context_only_predict,
     fit_predict_target,
+    knn_group_fitter,
     network_group_fitter,
     out_of_fold_probabilities,
     score,
@@ -47,6 +51,8 @@ class AuditConfig:
         ks: top-k accuracies reported by the who-made-it probe.
         group_only_on_group_split: also run probe 2 under the group-disjoint split (shows
             whether that split removes the shortcut).
+        probe: the group probe, ``knn`` (cosine neighbours; default, strongest with few rows
+            per group) or ``mlp``.
     """
 
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -56,8 +62,26 @@ class AuditConfig:
     top_k_probs: int = 32
     ks: tuple[int, ...] = (1, 5)
     group_only_on_group_split: bool = True
+    probe: str = "knn"
+    n_neighbors: int = 10
     target_net: NetConfig = field(default_factory=NetConfig)
-    probe_net: NetConfig = field(default_factory=NetConfig)
+    probe_net: NetConfig = field(default_factory=lambda: NetConfig(epochs=20))
+
+    def __post_init__(self) -> None:
+        if self.probe not in ("knn", "mlp"):
+            raise ConfigError(f"probe: unknown {self.probe!r}; known: knn, mlp")
+        if self.n_folds < 2:
+            raise ConfigError(f"n_folds must be at least 2, not {self.n_folds}")
+        if not self.seeds:
+            raise ConfigError("seeds: need at least one seed")
+
+    def group_fitter(
+        self, x: sp.csr_matrix, codes: np.ndarray, n_classes: int, seed: int
+    ) -> GroupFitter:
+        """The configured group probe as a fitter."""
+        if self.probe == "knn":
+            return knn_group_fitter(x, codes, n_classes, self.n_neighbors)
+        return network_group_fitter(x, codes, n_classes, seed, self.probe_net)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -116,7 +140,7 @@ def audit_seed(
         }
         run_group_probe = split_name != GROUP_SPLIT or config.group_only_on_group_split
         if run_group_probe and n_classes >= 2:
-            fit = network_group_fitter(x, codes, n_classes, seed, config.probe_net)
+            fit = config.group_fitter(x, codes, n_classes, seed)
             probs, _, full = out_of_fold_probabilities(
                 fit, train, table.n_rows, config.n_folds, seed
             )
@@ -142,7 +166,7 @@ def audit_seed(
             )
         if split_name == "random" and n_classes >= 2:
             control_codes = shuffled_labels(codes, seed)
-            control = network_group_fitter(x, control_codes, n_classes, seed, config.probe_net)
+            control = config.group_fitter(x, control_codes, n_classes, seed)
             out["shuffled_control"] = who_made_it(
                 control(train), control_codes, train, test, config.ks
             )

@@ -131,9 +131,8 @@ def load_audit_table(
     )
     smiles = frame[text_col].astype(str).tolist() if text_col == "canonical_smiles" else None
     if text_col == "__text__":
-        texts = _item_texts(
-            frame, exclude={group, target, "interactions", "popularity", "category"}
-        )
+        hidden = {group, target} | ({"categories"} if target == "category" else set())
+        texts = _item_texts(frame, exclude=hidden)
     elif text_col in frame.columns and smiles is None:
         texts = frame[text_col].fillna("").astype(str).tolist()
     else:

@@ -110,7 +110,7 @@ def minilm_features(texts: Sequence[str], batch_size: int = 32) -> sp.csr_matrix
     return sp.csr_matrix(emb)
 
 
-FEATURE_KINDS = ("morgan", "tfidf", "minilm")
+FEATURE_KINDS = ("morgan", "tfidf", "minilm", "precomputed")
 
 
 def one_hot(codes: np.ndarray, n_codes: int) -> sp.csr_matrix:

@@ -41,7 +41,8 @@ class AuditTable:
         class_names: names of the class codes (classification only).
         context: [n_rows] int codes of the context (e.g. the protein target) or None.
         context_names: names of the context codes.
-        feature_kind: ``morgan`` (needs ``smiles``), ``tfidf`` or ``minilm`` (need ``texts``).
+        feature_kind: ``morgan`` (needs ``smiles``), ``tfidf`` or ``minilm`` (need ``texts``), or
+            ``precomputed`` (needs ``matrix``: the user's own item features).
         texts / smiles: the raw item content the features are built from.
         columns: the group / target / context column names, for the report.
         notes: how the table was derived (subsampling, dropped rows), for the report.
@@ -57,6 +58,7 @@ class AuditTable:
     context_names: list[str] | None = None
     texts: list[str] | None = None
     smiles: list[str] | None = None
+    matrix: sp.csr_matrix | None = None
     columns: dict[str, str | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     _fixed_features: sp.csr_matrix | None = field(default=None, repr=False)
@@ -67,8 +69,13 @@ class AuditTable:
             raise ConfigError(f"{self.name}: groups, target and context lengths differ")
         if self.feature_kind not in FEATURE_KINDS:
             raise ConfigError(f"features: unknown {self.feature_kind!r}; known: {FEATURE_KINDS}")
-        source = self.smiles if self.feature_kind == "morgan" else self.texts
-        if source is None or len(source) != n:
+        source = {"morgan": self.smiles, "precomputed": self.matrix}.get(
+            self.feature_kind, self.texts
+        )
+        n_inputs = (
+            -1 if source is None else (source.shape[0] if hasattr(source, "shape") else len(source))
+        )
+        if n_inputs != n:
             raise ConfigError(f"{self.name}: features {self.feature_kind!r} need one input per row")
 
     @property
@@ -89,7 +96,9 @@ class AuditTable:
             assert self.texts is not None
             return tfidf_features(self.texts, fit_rows)
         if self._fixed_features is None:  # fingerprints and frozen embeddings need no fitting
-            if self.feature_kind == "morgan":
+            if self.feature_kind == "precomputed":
+                self._fixed_features = sp.csr_matrix(self.matrix, dtype=np.float32)
+            elif self.feature_kind == "morgan":
                 assert self.smiles is not None
                 self._fixed_features = morgan_fingerprints(self.smiles)
             else:
