@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from recfuse.data import load_dataset
+from recfuse.data import Dataset, load_dataset
 from recfuse.governance.catalogue import CatalogueAgent, CatalogueStore, catalogue_tools
 from recfuse.governance.governor import Governor, PolicyDenied
 from recfuse.governance.ledger import Ledger
@@ -16,6 +16,8 @@ from recfuse.governance.policy import Policies
 from recfuse.governance.toolbox import GovernedToolbox
 from recfuse.governance.verify import verify_ledger
 from recfuse.split import Split, make_split
+
+Data = tuple[Dataset, Split]
 
 
 class WatchedSplit:
@@ -36,12 +38,14 @@ class WatchedSplit:
 
 
 @pytest.fixture(scope="module")
-def data() -> tuple[Any, Split]:
+def data() -> Data:
     dataset = load_dataset("amazon-scientific")
     return dataset, make_split(dataset, "leave_one_out", 0)
 
 
-def _world(tmp_path: Path, data: tuple[Any, Split], policies: Policies):  # noqa: ANN202
+def _world(
+    tmp_path: Path, data: Data, policies: Policies
+) -> tuple[WatchedSplit, Ledger, CatalogueStore, GovernedToolbox]:
     dataset, split = data
     watched = WatchedSplit(split)
     ledger = Ledger(tmp_path / "ledger.db")
@@ -51,7 +55,7 @@ def _world(tmp_path: Path, data: tuple[Any, Split], policies: Policies):  # noqa
     return watched, ledger, store, toolbox
 
 
-def test_tools_have_mcp_schemas(tmp_path: Path, data) -> None:  # noqa: ANN001
+def test_tools_have_mcp_schemas(tmp_path: Path, data: Data) -> None:
     _, _, _, toolbox = _world(tmp_path, data, Policies.from_dir())
     schemas = {s["name"]: s for s in toolbox.schemas()}
     assert set(schemas) == {"read_split", "promote_item", "write_synthetic", "publish_slate"}
@@ -60,7 +64,7 @@ def test_tools_have_mcp_schemas(tmp_path: Path, data) -> None:  # noqa: ANN001
     assert schemas["write_synthetic"]["input_schema"]["required"] == ["item", "n"]
 
 
-def test_agent_never_reads_the_test_split(tmp_path: Path, data) -> None:  # noqa: ANN001
+def test_agent_never_reads_the_test_split(tmp_path: Path, data: Data) -> None:
     watched, ledger, store, toolbox = _world(tmp_path, data, Policies.from_dir())
     agent = CatalogueAgent(toolbox)
     report = agent.run(max_rounds=4)
@@ -90,7 +94,7 @@ def test_agent_never_reads_the_test_split(tmp_path: Path, data) -> None:  # noqa
     assert verify_ledger(ledger.path).ok
 
 
-def test_cap_counts_earlier_runs(tmp_path: Path, data) -> None:  # noqa: ANN001
+def test_cap_counts_earlier_runs(tmp_path: Path, data: Data) -> None:
     _, ledger, store, toolbox = _world(tmp_path, data, Policies.from_dir())
     tail_item = next(i for i in range(1000) if 0 < int((data[1].train["item"] == i).sum()) < 10)
     toolbox.call("write_synthetic", {"item": tail_item, "n": 15})
@@ -100,7 +104,7 @@ def test_cap_counts_earlier_runs(tmp_path: Path, data) -> None:  # noqa: ANN001
     assert store.synthetic_count(tail_item) == 20
 
 
-def test_a_permissive_policy_would_read_test(tmp_path: Path, data) -> None:  # noqa: ANN001
+def test_a_permissive_policy_would_read_test(tmp_path: Path, data: Data) -> None:
     """The guard above can fail: with a policy that allows it, the tool does touch the test part."""
     permissive = Policies({"all.cedar": "permit (principal, action, resource);"})
     watched, _, _, toolbox = _world(tmp_path, data, permissive)
@@ -108,7 +112,7 @@ def test_a_permissive_policy_would_read_test(tmp_path: Path, data) -> None:  # n
     assert "test" in watched.touched and result["n_interactions"] == len(data[1].test)
 
 
-def test_invalid_arguments_are_refused_and_logged(tmp_path: Path, data) -> None:  # noqa: ANN001
+def test_invalid_arguments_are_refused_and_logged(tmp_path: Path, data: Data) -> None:
     _, ledger, _, toolbox = _world(tmp_path, data, Policies.from_dir())
     with pytest.raises(PolicyDenied):
         toolbox.call("promote_item", {"item": 10**9, "score": 1.0})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ when { context.prompt_tokens <= 512 && context.temperature <= 7000 };
 
 
 @pytest.fixture
-def ledger(tmp_path: Path):  # noqa: ANN201
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
     with Ledger(tmp_path / "ledger.db") as led:
         yield led
 

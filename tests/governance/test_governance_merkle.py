@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from recfuse.governance.ledger import Ledger
-from recfuse.governance.merkle import EMPTY_ROOT, leaf_hash, node_hash, root_of
+from recfuse.governance.merkle import (
+    EMPTY_ROOT,
+    NodeLookup,
+    all_levels,
+    leaf_hash,
+    node_hash,
+    root_of,
+)
 from recfuse.governance.proofs import (
     consistency_path,
     inclusion_path,
@@ -57,9 +64,7 @@ CT_CONSISTENCY = [
 ]  # fmt: skip
 
 
-def _lookup(leaves: list[bytes]):  # noqa: ANN202
-    from recfuse.governance.merkle import all_levels
-
+def _lookup(leaves: list[bytes]) -> NodeLookup:
     levels = all_levels(leaves)
     return lambda level, index: levels[level][index]
 

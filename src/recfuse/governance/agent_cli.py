@@ -92,7 +92,7 @@ def catalogue(
     rows = [("perceive", o) for o in agent.perception]
     rows += [(f"round {r + 1}", o) for r, outs in enumerate(report.rounds) for o in outs]
     table = Table("step", "entry", "tool", "arguments", "decision", "result / reason")
-    records = []
+    records: list[dict[str, Any]] = []
     for step, o in rows:
         args = {k: v for k, v in o.proposal.arguments.items()}
         result = o.result if o.allowed else o.reason.split(" denied by policy: ")[-1]
@@ -110,7 +110,8 @@ def catalogue(
     summary = {
         "ledger": str(ledger.path), "entries": ledger.size(), "root": cp.root.hex(),
         "checkpoint": cp.to_json(), "verified": verdict.ok, "catalogue": store.counts(),
-        "allowed": sum(r["allowed"] for r in records), "denied": sum(not r["allowed"] for r in records),
+        "allowed": sum(bool(r["allowed"]) for r in records),
+        "denied": sum(not r["allowed"] for r in records),
         "actions": records,
     }  # fmt: skip
     write_json(folder / "report.json", summary)

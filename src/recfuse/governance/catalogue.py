@@ -155,8 +155,8 @@ def catalogue_tools(
         """Write ``n`` synthetic interactions for a tail item: the users most often co-interacting
         (two hops through training interactions) who have not seen it yet."""
         seed_users = users_of_item(item)
-        neighbours = np.concatenate([histories[u] for u in seed_users]) if len(seed_users) else []
-        neighbours = np.asarray(neighbours, dtype=np.int64)
+        neighbours = np.concatenate([histories[u] for u in seed_users] + [np.empty(0, np.int64)])
+        neighbours = neighbours.astype(np.int64)
         neighbours = neighbours[neighbours != item]
         candidates = (
             np.concatenate([users_of_item(int(i)) for i in np.unique(neighbours)])

@@ -19,6 +19,7 @@ writers can never take the same index. WAL mode lets readers run beside the writ
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import threading
 import uuid
@@ -33,6 +34,7 @@ from recfuse.errors import ConfigError, DataError
 from recfuse.governance.digest import canonical_json, sha256_hex
 from recfuse.governance.merkle import (
     EMPTY_ROOT,
+    NodeLookup,
     frontier_positions,
     leaf_hash,
     node_hash,
@@ -79,8 +81,10 @@ class Ledger:
         key_path: the Ed25519 signing key (created on first use, mode 0600); default ``<path>.key``.
         checkpoint_every: sign a checkpoint automatically after every this many entries (0: never;
             call `checkpoint` yourself).
-        durable: ``True`` fsyncs every commit (``synchronous=FULL``); ``False`` uses WAL's
-            ``NORMAL``, which survives a crashed process but may lose the last commits on power loss.
+        durable: ``True`` fsyncs every commit (``synchronous=FULL``, about 4-8 ms per append on
+            the disks measured); ``False`` (default) uses WAL's ``NORMAL``: a commit survives a
+            crashed process, and a power cut can lose the last commits but never corrupt, reorder
+            or half-write the log.
         busy_timeout_s: how long a writer waits for another writer's lock.
     """
 
@@ -89,7 +93,7 @@ class Ledger:
         path: str | Path,
         key_path: str | Path | None = None,
         checkpoint_every: int = 0,
-        durable: bool = True,
+        durable: bool = False,
         busy_timeout_s: float = 60.0,
     ) -> None:
         self.path = Path(path)
@@ -241,13 +245,9 @@ class Ledger:
         return bytes(row[0])
 
     def entry(self, index: int) -> dict[str, Any]:
-        import json
-
         return json.loads(self.body(index))
 
     def entries(self, start: int = 0, stop: int | None = None) -> Iterator[dict[str, Any]]:
-        import json
-
         stop = self.size() if stop is None else stop
         with self._lock:
             rows = self._conn.execute(
@@ -263,7 +263,7 @@ class Ledger:
             ).fetchone()
         return None if row is None else bytes(row[0])
 
-    def _node_lookup(self, conn: sqlite3.Connection):  # noqa: ANN202 - a NodeLookup
+    def _node_lookup(self, conn: sqlite3.Connection) -> NodeLookup:
         def node(level: int, index: int) -> bytes:
             row = conn.execute(
                 "SELECT hash FROM nodes WHERE level = ? AND idx = ?", (level, index)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult
 
 from recfuse.errors import ConfigError
 from recfuse.governance.governor import Governor, PolicyDenied
@@ -111,6 +112,10 @@ class GovernedToolbox:
 
     def _execute(self, name: str, arguments: dict[str, Any]) -> Any:
         result = self._loop.run_until_complete(self.server.call_tool(name, arguments))
+        if not isinstance(result, CallToolResult):  # the tool asked the client for more input
+            raise RuntimeError(
+                f"tool {name!r} asked for interactive input, which agents cannot give"
+            )
         if getattr(result, "is_error", False):
             raise RuntimeError(" ".join(getattr(c, "text", "") for c in result.content))
         structured = getattr(result, "structured_content", None)
