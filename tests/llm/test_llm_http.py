@@ -88,3 +88,30 @@ def test_http_key_comes_from_a_named_env_var(monkeypatch: pytest.MonkeyPatch) ->
     assert "s3cret" not in client.model_id
     with pytest.raises(ConfigError, match="base_url"):
         HTTPLLM("127.0.0.1:9", "m")
+
+
+@pytest.mark.slow
+def test_server_answers_bad_requests_with_400_and_echoes_logprobs(smollm2) -> None:
+    from fastapi.testclient import TestClient
+
+    from recfuse.llm.serve import create_app
+
+    client = TestClient(create_app(smollm2))
+    assert client.get("/health").json()["status"] == "ok"
+    bad = client.post("/v1/chat/completions", json={"messages": [{"role": "tool", "content": "x"}]})
+    assert bad.status_code == 400 and "role" in bad.json()["error"]["message"]
+    assert client.post("/v1/completions", json={"prompt": "x", "max_tokens": -1}).status_code == 422
+    body = client.post(
+        "/v1/completions",
+        json={
+            "prompt": "The capital of France is Paris",
+            "max_tokens": 0,
+            "echo": True,
+            "logprobs": 0,
+        },
+    ).json()
+    logprobs = body["choices"][0]["logprobs"]
+    assert body["choices"][0]["text"] == "The capital of France is Paris"
+    assert logprobs["token_logprobs"][0] is None and len(logprobs["tokens"]) >= 6
+    assert "".join(logprobs["tokens"]) == "The capital of France is Paris"
+    assert all(v < 0 for v in logprobs["token_logprobs"][1:])

@@ -54,9 +54,20 @@ def _stops(stop: str | list[str] | None) -> list[str]:
 
 def create_app(llm: TransformersLLM) -> Any:
     """A FastAPI app serving ``llm`` (build the backend first: loading takes seconds)."""
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+    from recfuse.errors import RecfuseError
 
     app = FastAPI(title="recfuse llm serve")
+
+    @app.exception_handler(RecfuseError)
+    def bad_request(request: Request, exc: RecfuseError) -> JSONResponse:
+        # Bad prompts (unknown roles, empty options) are the client's error, not the server's.
+        return JSONResponse(
+            status_code=400, content={"error": {"message": str(exc), "type": "invalid_request"}}
+        )
+
     lock = threading.Lock()
     name = llm.model_name
 
