@@ -55,16 +55,20 @@ def test_tfidf_vocabulary_comes_from_fit_rows_only() -> None:
 
 
 @pytest.mark.slow
-def test_minilm_features_cached(tmp_path, monkeypatch) -> None:
+def test_minilm_features_cached_and_same_recipe_as_higemine(tmp_path, monkeypatch) -> None:
     import torch
 
     torch.set_num_threads(1)
     monkeypatch.setenv("RECFUSE_CACHE", str(tmp_path))
-    from recfuse.evaluation.leakage.features import minilm_features
+    from recfuse.evaluation.leakage.features import _minilm_here, minilm_features
 
-    emb = minilm_features(["a dragon and a castle", "tax law for small firms"])
+    texts = ["a dragon and a castle", "tax law for small firms"]
+    emb = minilm_features(texts)
     assert emb.shape == (2, 384)
     assert np.allclose(np.linalg.norm(emb.toarray(), axis=1), 1.0, atol=1e-4)
-    assert len(list((tmp_path / "leakage").glob("minilm-*.npy"))) == 1
-    again = minilm_features(["a dragon and a castle", "tax law for small firms"])
-    assert np.allclose(again.toarray(), emb.toarray())
+    assert list(tmp_path.rglob("*.np[yz]"))  # cached on disk
+    assert np.allclose(minilm_features(texts).toarray(), emb.toarray())
+    # the fallback encoder (no classify part) follows the same recipe
+    own = _minilm_here(texts, batch_size=8)
+    assert np.allclose(own, emb.toarray(), atol=1e-4)
+    assert list((tmp_path / "leakage").glob("minilm-*.npy"))

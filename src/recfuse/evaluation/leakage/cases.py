@@ -134,7 +134,7 @@ def load_audit_table(
         hidden = {group, target} | ({"categories"} if target == "category" else set())
         texts = _item_texts(frame, exclude=hidden)
     elif text_col in frame.columns and smiles is None:
-        texts = frame[text_col].fillna("").astype(str).tolist()
+        texts = _blurbs(frame, text_col)
     else:
         texts = None
     if kind == "morgan" and smiles is None:
@@ -159,6 +159,16 @@ def load_audit_table(
         columns={"group": group, "target": target, "context": context},
         notes=notes,
     )
+
+
+def _blurbs(frame: pd.DataFrame, text_col: str) -> list[str]:
+    """The blurb per row, the title where it is empty: the same text the HiGeMine part embeds,
+    so MiniLM features come from its cache when it has run."""
+    desc = frame[text_col].fillna("").astype(str).str.strip()
+    if "title" not in frame.columns:
+        return desc.tolist()
+    title = frame["title"].fillna("").astype(str).str.strip()
+    return [d if d else t for d, t in zip(desc, title, strict=True)]
 
 
 def _item_texts(items: pd.DataFrame, exclude: set[str]) -> list[str]:

@@ -75,9 +75,19 @@ def tfidf_features(
 def minilm_features(texts: Sequence[str], batch_size: int = 32) -> sp.csr_matrix:
     """Mean-pooled last-layer MiniLM embeddings, L2-normalized, CSR [n_rows, 384].
 
-    Cached under ``$RECFUSE_CACHE/leakage/`` by weights hash and text hash: the model is frozen
-    and the embedding of a text does not depend on any split, so one cache serves every seed.
+    Uses the HiGeMine part's cached encoder (`recfuse.classify.embed.embed_texts`) when it is
+    installed, so blurbs it has embedded are not encoded again; otherwise encodes here and caches
+    under ``$RECFUSE_CACHE/leakage/`` by weights and text hash. The model is frozen and a text's
+    embedding does not depend on any split, so one cache serves every seed.
     """
+    try:
+        from recfuse.classify.embed import embed_texts
+    except ImportError:
+        return sp.csr_matrix(_minilm_here(texts, batch_size))
+    return sp.csr_matrix(embed_texts(list(texts), "minilm", batch_size=batch_size, max_length=256))
+
+
+def _minilm_here(texts: Sequence[str], batch_size: int) -> np.ndarray:
     import torch
     from tqdm import tqdm
 
@@ -89,7 +99,7 @@ def minilm_features(texts: Sequence[str], batch_size: int = 32) -> sp.csr_matrix
     digest = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:16]
     path = cache_root() / "leakage" / f"minilm-{source.weights_hash()}-{digest}.npy"
     if path.is_file():
-        return sp.csr_matrix(np.load(path))
+        return np.load(path)
     out = []
     with torch.inference_mode():
         for start in tqdm(range(0, len(texts), batch_size), desc="MiniLM", leave=False):
@@ -107,7 +117,7 @@ def minilm_features(texts: Sequence[str], batch_size: int = 32) -> sp.csr_matrix
     emb = np.concatenate(out).astype(np.float32)
     with atomic_path(path) as tmp, tmp.open("wb") as fh:
         np.save(fh, emb)
-    return sp.csr_matrix(emb)
+    return emb
 
 
 FEATURE_KINDS = ("morgan", "tfidf", "minilm", "precomputed")
