@@ -139,3 +139,47 @@ def catalogue(
     toolbox.close()
     store.close()
     ledger.close()
+
+
+@app.command()
+def ask(
+    prompt: Annotated[str, typer.Argument(help="What to ask the model.")],
+    ledger_path: Annotated[
+        Path, typer.Option("--ledger", help="Ledger file (created if missing).")
+    ] = Path("runs/agent-ask/ledger.db"),
+    kind: Annotated[
+        str, typer.Option(help="LLM backend kind (transformers, llamacpp, http).")
+    ] = "transformers",
+    model: Annotated[str, typer.Option(help="Model name or folder.")] = "smollm2",
+    max_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 48,
+    threads: Annotated[int, typer.Option(help="CPU threads for a local model.")] = 1,
+    policies: Annotated[
+        Path | None,
+        typer.Option(help="Folder of .cedar files (default: the packaged LLM policies)."),
+    ] = None,
+) -> None:
+    """Ask an LLM through the policy gate; the prompt and answer are kept beside the ledger."""
+    from recfuse.governance.governor import Governor, PolicyDenied
+    from recfuse.governance.ledger import Ledger
+    from recfuse.governance.llm_gate import LLM_POLICY_DIR, GovernedLLM
+    from recfuse.governance.policy import Policies
+    from recfuse.llm import load_llm
+
+    policy_set = Policies.from_dir(policies or LLM_POLICY_DIR)
+    with Ledger(ledger_path) as ledger:
+        governor = Governor(ledger, policy_set, actor="cli-user", keep_content=True)
+        llm = GovernedLLM(load_llm(kind, model, threads=threads), governor)
+        try:
+            answer = llm.generate([prompt], max_tokens=max_tokens)[0]
+        except PolicyDenied as denied:
+            typer.echo(f"denied: {denied}")
+            raise SystemExit(1) from denied
+        entry = ledger.entry(governor.last_entry or 0)
+        cp = ledger.checkpoint()
+    typer.echo(answer.text)
+    typer.echo(
+        f"\nledger entry {entry['index']} ({entry['decision']}, policies {', '.join(entry['reasons'])}); "
+        f"inputs {entry['inputs']}, outputs {entry['outputs']}; checkpoint {cp.seq} signed.\n"
+        f"prove it: recfuse ledger prove {ledger_path} {entry['index']}; "
+        f"show what was asked: recfuse ledger blob {ledger_path} {entry['inputs']}"
+    )

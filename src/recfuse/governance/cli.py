@@ -216,3 +216,22 @@ def show(
             if shown >= limit:
                 break
     Console(width=200).print(table)
+
+
+@app.command()
+def blob(
+    db: Annotated[Path, typer.Argument(help="The ledger's SQLite file.")],
+    digest: Annotated[str, typer.Argument(help="A digest from an entry (sha256:...).")],
+) -> None:
+    """Print content kept beside the log (e.g. a prompt), after checking it hashes to ``digest``."""
+    from recfuse.governance.digest import sha256_hex
+    from recfuse.governance.ledger import Ledger
+
+    with Ledger(_existing(db)) as ledger:
+        data = ledger.blob(digest)
+    if data is None:
+        raise DataError(f"{db}: no content kept for {digest}")
+    if "sha256:" + sha256_hex(data) != digest:
+        typer.echo(f"FAILED: the content kept for {digest} does not hash to it")
+        raise SystemExit(1)
+    typer.echo(data.decode("utf-8", errors="replace"))

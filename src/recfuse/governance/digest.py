@@ -8,6 +8,7 @@ always give the same digest.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -58,6 +59,8 @@ def jsonable(value: Any) -> Any:
             "shape": list(value.shape),
             "columns": columns,
         }
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # Generation, RawPrompt...
+        return {"type": type(value).__name__, **jsonable(dataclasses.asdict(value))}
     if hasattr(value, "model_dump"):  # pydantic models, MCP results
         return jsonable(value.model_dump(mode="json"))
     # Anything else is named by type and repr: weaker, and marked as such.

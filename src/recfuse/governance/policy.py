@@ -27,7 +27,7 @@ from recfuse.errors import ConfigError
 from recfuse.governance.digest import canonical_json, sha256_hex
 
 SCALE = 10_000
-POLICY_DIR = Path(__file__).parent / "policies"
+POLICY_DIR = Path(__file__).parent / "policies" / "catalogue"
 
 
 def scaled(value: float) -> int:
