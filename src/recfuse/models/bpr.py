@@ -64,5 +64,5 @@ class BPR(TorchRecommender):
 
     @torch.no_grad()
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
-        u = self.net_.users(torch.as_tensor(np.asarray(users)))
-        return (u @ self.net_.items.weight.T).numpy()
+        u = self.net_.users(torch.as_tensor(np.asarray(users), device=self.device))
+        return (u @ self.net_.items.weight.T).cpu().numpy()

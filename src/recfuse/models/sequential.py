@@ -111,20 +111,20 @@ class SequentialRecommender(TorchRecommender):
         h, y = hidden[keep], targets[keep]
         if self.loss_name == "ce":
             return F.cross_entropy(h @ table[:-1].T, y)
-        neg = torch.randint(0, self.n_items_, (self.negatives,))
+        neg = torch.randint(0, self.n_items_, (self.negatives,), device=h.device)
         pos_logit = (h * table[y]).sum(-1, keepdim=True)
         neg_logit = h @ table[neg].T
         # a sampled negative equal to the target is not a negative
         neg_logit = neg_logit.masked_fill(neg[None, :] == y[:, None], -torch.inf)
         logits = torch.cat([pos_logit, neg_logit], dim=1)
-        return F.cross_entropy(logits, torch.zeros(len(y), dtype=torch.long))
+        return F.cross_entropy(logits, torch.zeros(len(y), dtype=torch.long, device=h.device))
 
     @torch.no_grad()
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
         table = self.item_table()
-        seq = torch.as_tensor(left_pad(histories, self.max_len, self.n_items_))
+        seq = torch.as_tensor(left_pad(histories, self.max_len, self.n_items_), device=self.device)
         hidden = self.net_(seq, table)[:, -1]
-        return (hidden @ table[:-1].T).numpy()
+        return (hidden @ table[:-1].T).cpu().numpy()
 
     def fit(self, split: Split, **kwargs: Any) -> SequentialRecommender:
         self.__dict__.pop("_train_seqs", None)

@@ -41,6 +41,22 @@ class TrainConfig:
     max_seconds: float | None = None  # stop after this much training time (a budgeted preset)
     checkpoint: str | None = None  # safetensors path for the best weights
     progress: bool = True
+    device: str = "cpu"  # "cuda" when a GPU is there; "auto" picks it when available
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move a tensor, or a tuple/list of tensors, to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, tuple | list):
+        return type(batch)(to_device(b, device) for b in batch)
+    return batch
 
 
 def seed_everything(seed: int) -> None:
@@ -74,7 +90,8 @@ class TorchRecommender(Recommender):
         super().fit(split)
         cfg = self.train_config
         seed_everything(cfg.seed)
-        self.net_ = self.build(split)
+        self.device_ = resolve_device(cfg.device)
+        self.net_ = self.build(split).to(self.device_)
         params = [p for p in self.net_.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(cfg.seed)
@@ -94,7 +111,7 @@ class TorchRecommender(Recommender):
             total, count = 0.0, 0
             for batch in self.batches(split, rng):
                 optimizer.zero_grad(set_to_none=True)
-                loss = self.loss(batch)
+                loss = self.loss(to_device(batch, self.device_))
                 loss.backward()
                 optimizer.step()
                 total += float(loss.detach())
@@ -131,7 +148,12 @@ class TorchRecommender(Recommender):
             save_file(state, str(tmp))
 
     def load_weights(self, path: str | Path) -> None:
-        self.net_.load_state_dict(load_file(str(path)))
+        self.net_.load_state_dict(load_file(str(path), device=str(self.device)))
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network lives (CPU until `fit` moves it)."""
+        return getattr(self, "device_", torch.device("cpu"))
 
     def get_params(self) -> dict[str, Any]:
         params = {

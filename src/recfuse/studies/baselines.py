@@ -19,12 +19,18 @@ MAX_LEN = {"ml-100k": 200}
 
 
 def baseline_models(
-    dataset: str, seed: int, max_seconds: float | None, valid_users: int | None
+    dataset: str,
+    seed: int,
+    max_seconds: float | None,
+    valid_users: int | None,
+    device: str = "cpu",
 ) -> list[Recommender]:
     max_len = MAX_LEN.get(dataset, 50)
 
     def train(**kw: object) -> TrainConfig:
-        return TrainConfig(seed=seed, max_seconds=max_seconds, valid_users=valid_users, **kw)  # type: ignore[arg-type]
+        return TrainConfig(  # type: ignore[arg-type]
+            seed=seed, max_seconds=max_seconds, valid_users=valid_users, device=device, **kw
+        )
 
     return [
         Pop(),
@@ -53,12 +59,17 @@ def main(
     valid_users: int = typer.Option(5000, help="Validation users used for early stopping."),
     threads: int = typer.Option(2),
     out: str = typer.Option("runs", help="Folder for the run folder."),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+    models: str = typer.Option("", help="Comma-separated subset of model names (default: all)."),
 ) -> None:
     """Every baseline (Pop, ItemKNN, EASE, BPR, SASRec CE/sampled, GRU4Rec), LOO full ranking."""
     torch.set_num_threads(threads)
     data = load_dataset(dataset)
     split = make_split(data, "leave_one_out", seed=seed)
-    models = baseline_models(dataset, seed, max_seconds, valid_users)
+    chosen = baseline_models(dataset, seed, max_seconds, valid_users, device)
+    if models:
+        wanted = {m.strip().lower() for m in models.split(",")}
+        chosen = [m for m in chosen if m.name.lower() in wanted]
     with RunFolder(out, f"baselines-{dataset}") as run:
         run.write_config(
             {
@@ -69,14 +80,15 @@ def main(
                 "valid_users": valid_users,
                 "threads": threads,
                 "split": "leave_one_out",
-                "models": {m.name: m.get_params() for m in models},
+                "device": device,
+                "models": {m.name: m.get_params() for m in chosen},
             }
         )
         split.save(run.path / "split")
         started = time.perf_counter()
-        table = Experiment(split, models, Evaluator(split, progress=True)).run(run)
+        table = Experiment(split, chosen, Evaluator(split, progress=True)).run(run)
         table.insert(0, "dataset", dataset)
-        for r, m in zip(table.index, models, strict=True):
+        for r, m in zip(table.index, chosen, strict=True):
             table.loc[r, "epochs"] = len(getattr(m, "history_", [])) or np.nan
         run.write_text("table.md", metrics_markdown(table.to_dict("records")))
         run.log(f"total {time.perf_counter() - started:.0f}s")
