@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from recfuse.atomic import write_json
+from recfuse.atomic import atomic_path, write_json
 from recfuse.errors import ConfigError
 from recfuse.evaluation.leakage.learner import NetConfig
 from recfuse.evaluation.leakage.probes import (
@@ -99,6 +99,16 @@ def _splits(
     return parts
 
 
+def save_splits(
+    table: AuditTable, seed: int, config: AuditConfig, scaffolds: list[str] | None, path: Path
+) -> None:
+    """The seed's part arrays (0 train, 1 valid, 2 test; one int8 array per split), atomically."""
+    if path.is_file():
+        return
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.savez_compressed(fh, **_splits(table, seed, config, scaffolds))
+
+
 def audit_seed(
     table: AuditTable, seed: int, config: AuditConfig, scaffolds: list[str] | None = None
 ) -> dict[str, object]:
@@ -180,11 +190,16 @@ def run_audit(
     table: AuditTable, config: AuditConfig, out_dir: str | Path | None = None, progress: bool = True
 ) -> list[dict[str, object]]:
     """Audit every seed of ``config``; with ``out_dir``, each seed's record is written to
-    ``out_dir/seeds/seed_<s>.json`` as it finishes and reused on a rerun with the same config."""
+    ``out_dir/seeds/seed_<s>.json`` as it finishes and reused on a rerun with the same config,
+    and its splits to ``out_dir/splits/seed_<s>.npz``."""
     scaffolds = bemis_murcko_scaffolds(table.smiles) if table.smiles is not None else None
     config_json = json.loads(json.dumps(config.to_json()))
     records = []
     for seed in tqdm(config.seeds, desc=f"audit {table.name}", disable=not progress):
+        if out_dir is not None:
+            save_splits(
+                table, seed, config, scaffolds, Path(out_dir) / "splits" / f"seed_{seed}.npz"
+            )
         path = Path(out_dir) / "seeds" / f"seed_{seed}.json" if out_dir else None
         if path is not None and path.is_file():
             saved = json.loads(path.read_text())
