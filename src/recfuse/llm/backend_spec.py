@@ -22,19 +22,19 @@ class BackendSpec(BaseModel):
 
     kind: Literal["transformers", "http", "llamacpp"] = "transformers"
     model: str = "smollm2"
-    batch_size: int = Field(8, ge=1, le=512)
-    threads: int | None = Field(None, ge=1)
+    batch_size: int = Field(default=8, ge=1, le=512)
+    threads: int | None = Field(default=None, ge=1)
     # http
     base_url: str | None = None
     api_key_env: str | None = None
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(4, ge=0, le=20)
-    backoff_s: float = Field(0.5, ge=0)
-    concurrency: int = Field(4, ge=1, le=256)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=20)
+    backoff_s: float = Field(default=0.5, ge=0)
+    concurrency: int = Field(default=4, ge=1, le=256)
     chat_format: Literal["chatml", "raw"] = "chatml"
     model_revision: str | None = None
     # llamacpp
-    n_ctx: int = Field(2048, ge=128)
+    n_ctx: int = Field(default=2048, ge=128)
 
     def build(self) -> LLM:
         """Construct the backend (loads the model for local kinds)."""

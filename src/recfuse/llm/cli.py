@@ -53,7 +53,7 @@ def run(
         config = config.model_copy(update={"executor": executor})
     if workers is not None:
         config = config.model_copy(update={"workers": workers})
-    overrides = {"progress": progress}
+    overrides: dict[str, object] = {"progress": progress}
     if cache is not None:
         overrides["cache"] = str(cache)
     job = LLMJob.from_config(config, base_dir=job_file.resolve().parent, **overrides)

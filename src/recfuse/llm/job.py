@@ -216,13 +216,13 @@ class LLMJob:
         )
         batches = [todo[i : i + size] for i in range(0, len(todo), size)]
         runner = self._executor(executor, workers) if batches else None
-        counts = {
+        counts: dict[str, int] = {
             "completed": 0,
             "failed": 0,
             "prompt_tokens": 0,
             "completion_tokens": 0,
-            "model_seconds": 0.0,
         }
+        model_seconds = 0.0
         unique_done = len({item.key for _, item in plan}) - len(todo)
         bar = tqdm(
             total=unique_done + len(todo),
@@ -242,7 +242,7 @@ class LLMJob:
                         counts["completed" if r.status == "ok" else "failed"] += 1
                         counts["prompt_tokens"] += r.prompt_tokens
                         counts["completion_tokens"] += r.completion_tokens
-                        counts["model_seconds"] += r.seconds
+                        model_seconds += r.seconds
                     bar.update(len(results))
                     elapsed = time.perf_counter() - wall0
                     bar.set_postfix(
@@ -254,7 +254,14 @@ class LLMJob:
             if runner is not None:
                 runner.close()
             wall = time.perf_counter() - wall0
-            self.cache.record_run(self.name, executor, started, wall_seconds=wall, **counts)
+            self.cache.record_run(
+                self.name,
+                executor,
+                started,
+                wall_seconds=wall,
+                model_seconds=model_seconds,
+                **counts,
+            )
         return JobReport(
             self.name,
             executor,
@@ -264,7 +271,7 @@ class LLMJob:
             counts["failed"],
             counts["prompt_tokens"],
             counts["completion_tokens"],
-            counts["model_seconds"],
+            model_seconds,
             wall,
         )
 

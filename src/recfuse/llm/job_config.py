@@ -23,7 +23,7 @@ class TemplateSpec(BaseModel):
     user: str
     system: str = "You are a careful assistant for a recommender system."
     version: str = "v1"
-    max_field_chars: int = Field(2000, ge=1)
+    max_field_chars: int = Field(default=2000, ge=1)
     trusted_fields: list[str] = Field(default_factory=list)
 
     def build(self) -> PromptTemplate:
@@ -37,8 +37,8 @@ class ParamsSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_tokens: int = Field(64, ge=1, le=8192)
-    temperature: float = Field(0.0, ge=0.0, le=5.0)
+    max_tokens: int = Field(default=64, ge=1, le=8192)
+    temperature: float = Field(default=0.0, ge=0.0, le=5.0)
     stop: list[str] = Field(default_factory=list)
     seed: int = 0
 
@@ -52,13 +52,13 @@ class JobConfig(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,100}$")
     task: Literal["generate", "score"] = "generate"
     options: list[str] = Field(default_factory=list)
-    backend: BackendSpec = Field(default_factory=BackendSpec)
+    backend: BackendSpec = Field(default_factory=lambda: BackendSpec())
     template: TemplateSpec
     source: SourceSpec
-    params: ParamsSpec = Field(default_factory=ParamsSpec)
-    parse: ParseSpec = Field(default_factory=ParseSpec)
+    params: ParamsSpec = Field(default_factory=lambda: ParamsSpec())
+    parse: ParseSpec = Field(default_factory=lambda: ParseSpec())
     executor: Literal["local", "ray"] = "local"
-    workers: int = Field(2, ge=1, le=256)
+    workers: int = Field(default=2, ge=1, le=256)
     cache: str | None = None
     retry_failed: bool = False
 

@@ -155,7 +155,7 @@ class ParseSpec(BaseModel):
     options: list[str] = Field(default_factory=list)
     fields: dict[str, str] = Field(default_factory=dict)
     min_chars: int = 1
-    retries: int = Field(2, ge=0, le=10)
+    retries: int = Field(default=2, ge=0, le=10)
 
     def build(self) -> Parser:
         if self.kind == "choice":

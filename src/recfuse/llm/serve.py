@@ -25,12 +25,12 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str | None = None
     messages: list[dict[str, str]]
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=1.0, ge=0)
     stop: str | list[str] | None = None
     seed: int | None = None
-    n: int = Field(1, ge=1, le=1)
+    n: int = Field(default=1, ge=1, le=1)
 
 
 class CompletionRequest(BaseModel):
@@ -39,13 +39,13 @@ class CompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str | None = None
     prompt: str | list[str]
-    max_tokens: int = Field(16, ge=0)
-    temperature: float = Field(1.0, ge=0)
+    max_tokens: int = Field(default=16, ge=0)
+    temperature: float = Field(default=1.0, ge=0)
     stop: str | list[str] | None = None
     seed: int | None = None
     echo: bool = False
-    logprobs: int | None = Field(None, ge=0, le=5)
-    n: int = Field(1, ge=1, le=1)
+    logprobs: int | None = Field(default=None, ge=0, le=5)
+    n: int = Field(default=1, ge=1, le=1)
 
 
 def _stops(stop: str | list[str] | None) -> list[str]:

@@ -42,10 +42,10 @@ class SourceSpec(BaseModel):
     path: str | None = None
     dataset: str | None = None
     id_field: str = "id"
-    limit: int | None = Field(None, ge=1)
+    limit: int | None = Field(default=None, ge=1)
     protocol: str = "leave_one_out"
     seed: int = 0
-    max_items: int = Field(20, ge=1)
+    max_items: int = Field(default=20, ge=1)
     item_field: str = "title"
 
     def load(self, base_dir: Path | None = None) -> tuple[list[PromptRecord], Split | None]:
