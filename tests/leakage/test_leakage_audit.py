@@ -85,7 +85,7 @@ def test_run_audit_resumes_finished_seeds(tmp_path, monkeypatch) -> None:
     first = run_audit(table, config, tmp_path, progress=False)
     assert (tmp_path / "seeds" / "seed_0.json").is_file()
     with np.load(tmp_path / "splits" / "seed_0.npz") as saved:
-        assert set(saved.files) == {"random", "group_disjoint"}
+        assert set(saved.files) == {"random", "group_disjoint", "similarity"}
         assert len(saved["random"]) == table.n_rows
 
     def must_not_run(*args: object, **kwargs: object) -> None:

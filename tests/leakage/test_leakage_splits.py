@@ -78,3 +78,24 @@ def test_scaffold_split_assigns_each_scaffold_to_one_side() -> None:
         scaffold_split(smiles[:300], seed=1),
         scaffold_split(smiles[:300], seed=1, scaffolds=scaffolds[:300]),
     )
+
+
+def test_similarity_split_keeps_near_duplicates_together() -> None:
+    import scipy.sparse as sp
+
+    from recfuse.evaluation.leakage.splits import similarity_clusters, similarity_split
+
+    rng = np.random.default_rng(0)
+    # 30 "series" of 4 near-identical items each, plus 180 unrelated items
+    base = rng.normal(size=(30, 1000))  # high-dimensional: unrelated items are near-orthogonal
+    series = np.repeat(base, 4, axis=0) + 0.05 * rng.normal(size=(120, 1000))
+    x = sp.csr_matrix(np.vstack([series, rng.normal(size=(180, 1000))]))
+    clusters, threshold = similarity_clusters(x)
+    assert threshold <= 0.9
+    for s in range(30):  # each series is one cluster ...
+        assert len(set(clusters[4 * s : 4 * s + 4].tolist())) == 1
+    assert len(set(clusters[:120].tolist())) == 30  # ... and series are not chained together
+    for seed in range(3):
+        part = similarity_split(clusters, seed=seed)
+        for s in range(30):
+            assert len(set(part[4 * s : 4 * s + 4].tolist())) == 1

@@ -19,6 +19,8 @@ from recfuse.evaluation.leakage.splits import (
     group_disjoint_split,
     random_split,
     scaffold_split,
+    similarity_clusters,
+    similarity_split,
 )
 from recfuse.evaluation.leakage.table import AuditTable
 
@@ -32,5 +34,7 @@ __all__ = [
     "random_split",
     "run_audit",
     "scaffold_split",
+    "similarity_clusters",
+    "similarity_split",
     "verdict",
 ]

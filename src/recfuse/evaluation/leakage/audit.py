@@ -32,6 +32,8 @@ from recfuse.evaluation.leakage.splits import (
     group_disjoint_split,
     random_split,
     scaffold_split,
+    similarity_clusters,
+    similarity_split,
 )
 from recfuse.evaluation.leakage.table import AuditTable
 
@@ -88,38 +90,70 @@ class AuditConfig:
 
 
 def _splits(
-    table: AuditTable, seed: int, config: AuditConfig, scaffolds: list[str] | None
+    table: AuditTable, seed: int, config: AuditConfig, clusters: StructureClusters
 ) -> dict[str, np.ndarray]:
+    """Random and group-disjoint splits, plus a structure split: scaffold for molecules,
+    near-duplicate clusters for anything else."""
     parts = {
         "random": random_split(table.n_rows, config.fractions, seed),
         GROUP_SPLIT: group_disjoint_split(table.groups, config.fractions, seed),
     }
-    if scaffolds is not None:
-        parts["scaffold"] = scaffold_split([], config.fractions, seed, scaffolds=scaffolds)
+    if clusters.name == "scaffold":
+        parts["scaffold"] = scaffold_split([], config.fractions, seed, scaffolds=clusters.ids)  # type: ignore[arg-type]
+    else:
+        parts[clusters.name] = similarity_split(clusters.ids, config.fractions, seed)  # type: ignore[arg-type]
     return parts
 
 
+@dataclass(frozen=True)
+class StructureClusters:
+    """Rows that a structure split keeps together: scaffolds (molecules) or near-duplicates."""
+
+    name: str
+    ids: list[object]
+    threshold: float | None = None
+
+
+def structure_clusters(table: AuditTable) -> StructureClusters:
+    """Bemis–Murcko scaffolds for SMILES; otherwise near-duplicate clusters of the features
+    (TF-IDF fitted on all rows here: the split's definition uses no target and no group)."""
+    if table.smiles is not None:
+        return StructureClusters("scaffold", list(bemis_murcko_scaffolds(table.smiles)))
+    ids, threshold = similarity_clusters(table.features(np.arange(table.n_rows)))
+    return StructureClusters("similarity", ids.tolist(), threshold)
+
+
 def save_splits(
-    table: AuditTable, seed: int, config: AuditConfig, scaffolds: list[str] | None, path: Path
+    table: AuditTable, seed: int, config: AuditConfig, clusters: StructureClusters, path: Path
 ) -> None:
     """The seed's part arrays (0 train, 1 valid, 2 test; one int8 array per split), atomically."""
     if path.is_file():
         return
     with atomic_path(path) as tmp, tmp.open("wb") as fh:
-        np.savez_compressed(fh, **_splits(table, seed, config, scaffolds))
+        np.savez_compressed(fh, **_splits(table, seed, config, clusters))
 
 
 def audit_seed(
-    table: AuditTable, seed: int, config: AuditConfig, scaffolds: list[str] | None = None
+    table: AuditTable, seed: int, config: AuditConfig, clusters: StructureClusters | None = None
 ) -> dict[str, object]:
     """All probes for one seed. Returns a JSON-able record: per split, the baseline, the
     context-only null, the group-only model, the who-made-it probe and (random split) the
     shuffled-label control."""
+    clusters = clusters or structure_clusters(table)
     codes, names = table.group_labels(config.min_group_rows)
     n_classes = len(names)
-    record: dict[str, object] = {"seed": seed, "n_rows": table.n_rows, "n_group_classes": n_classes}
+    record: dict[str, object] = {
+        "seed": seed,
+        "n_rows": table.n_rows,
+        "n_group_classes": n_classes,
+        "structure_split": {
+            "name": clusters.name,
+            "threshold": clusters.threshold,
+            "clusters": len(set(clusters.ids)),
+        },
+    }
     splits: dict[str, object] = {}
-    for split_name, parts in _splits(table, seed, config, scaffolds).items():
+    for split_name, parts in _splits(table, seed, config, clusters).items():
         started = time.perf_counter()
         train = np.flatnonzero(parts == 0)
         test = np.flatnonzero(parts == 2)
@@ -192,21 +226,27 @@ def run_audit(
     """Audit every seed of ``config``; with ``out_dir``, each seed's record is written to
     ``out_dir/seeds/seed_<s>.json`` as it finishes and reused on a rerun with the same config,
     and its splits to ``out_dir/splits/seed_<s>.npz``."""
-    scaffolds = bemis_murcko_scaffolds(table.smiles) if table.smiles is not None else None
+    clusters = structure_clusters(table)
+    expected = sorted(["random", GROUP_SPLIT, clusters.name])
     config_json = json.loads(json.dumps(config.to_json()))
     records = []
     for seed in tqdm(config.seeds, desc=f"audit {table.name}", disable=not progress):
         if out_dir is not None:
             save_splits(
-                table, seed, config, scaffolds, Path(out_dir) / "splits" / f"seed_{seed}.npz"
+                table, seed, config, clusters, Path(out_dir) / "splits" / f"seed_{seed}.npz"
             )
         path = Path(out_dir) / "seeds" / f"seed_{seed}.json" if out_dir else None
         if path is not None and path.is_file():
             saved = json.loads(path.read_text())
-            if saved.get("config") == config_json and saved.get("table") == table.name:
+            same_splits = sorted(saved.get("record", {}).get("splits", {})) == expected
+            if (
+                saved.get("config") == config_json
+                and saved.get("table") == table.name
+                and same_splits
+            ):
                 records.append(saved["record"])
                 continue
-        record = audit_seed(table, seed, config, scaffolds)
+        record = audit_seed(table, seed, config, clusters)
         if path is not None:
             write_json(path, {"config": config_json, "table": table.name, "record": record})
         records.append(record)

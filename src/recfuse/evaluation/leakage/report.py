@@ -74,12 +74,13 @@ def per_seed_derived(record: dict[str, Any]) -> dict[str, float]:
             _get(record, "splits.random.who_made_it.chance_top5"),
         ),
     }
-    if "scaffold" in record.get("splits", {}):
-        s_null = _get(record, "splits.scaffold.null.main")
-        out["explained_share_scaffold"] = _ratio(
-            _get(record, "splits.scaffold.group_only.main") - s_null,
-            _get(record, "splits.scaffold.baseline.main") - s_null,
-        )
+    for structure in ("scaffold", "similarity"):
+        if structure in record.get("splits", {}):
+            s_null = _get(record, f"splits.{structure}.null.main")
+            out[f"explained_share_{structure}"] = _ratio(
+                _get(record, f"splits.{structure}.group_only.main") - s_null,
+                _get(record, f"splits.{structure}.baseline.main") - s_null,
+            )
     return out
 
 
@@ -148,13 +149,14 @@ def verdict(summary: dict[str, dict[str, float]]) -> dict[str, Any]:
             "the group-only model is strong but keeps its skill on unseen groups: the predicted "
             "group probabilities carry content (similar items), not only identity"
         )
-    scaffold_top5 = _mean(summary, "scaffold.who_made_it.top5")
-    scaffold_chance = _mean(summary, "scaffold.who_made_it.chance_top5")
-    if scaffold_top5 > 2 * scaffold_chance:
-        notes.append(
-            f"a scaffold split does not hide the group: top-5 {scaffold_top5:.1%} vs chance "
-            f"{scaffold_chance:.1%}, so it is no substitute for a group-disjoint split"
-        )
+    for structure in ("scaffold", "similarity"):
+        top5 = _mean(summary, f"{structure}.who_made_it.top5")
+        chance = _mean(summary, f"{structure}.who_made_it.chance_top5")
+        if top5 > 2 * chance:
+            notes.append(
+                f"a {structure} split does not hide the group: top-5 {top5:.1%} vs chance "
+                f"{chance:.1%}, so it is no substitute for a group-disjoint split"
+            )
     if not control_passed:
         notes.append(
             "the shuffled-label control did NOT fall to chance: the probe numbers are not trustworthy"

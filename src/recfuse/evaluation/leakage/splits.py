@@ -1,8 +1,9 @@
-"""Row splits for the audit: random, group-disjoint and Bemis–Murcko scaffold.
+"""Row splits for the audit: random, group-disjoint, Bemis–Murcko scaffold, near-duplicate.
 
-Every split returns one part index per row: 0 = train, 1 = valid, 2 = test. Group-disjoint and
-scaffold splits both go through `recfuse.split.assign_groups`, so rows that share a group (or a
-scaffold, or any member of a multi-group cell) always land in the same part.
+Every split returns one part index per row: 0 = train, 1 = valid, 2 = test. Group-disjoint,
+scaffold and similarity splits all go through `recfuse.split.assign_groups`, so rows that share a
+group (or a scaffold, a near-duplicate cluster, or any member of a multi-group cell) always land
+in the same part.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from recfuse.errors import ConfigError
 from recfuse.split import assign_groups
@@ -86,3 +88,46 @@ def scaffold_split(
     """
     keys = list(scaffolds) if scaffolds is not None else bemis_murcko_scaffolds(smiles)
     return group_disjoint_split(keys, fractions, seed)
+
+
+def similarity_clusters(
+    x: sp.csr_matrix,
+    max_share: float = 0.05,
+    thresholds: Sequence[float] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    n_neighbors: int = 10,
+) -> tuple[np.ndarray, float]:
+    """Near-duplicate clusters: the scaffold's analog for any item features.
+
+    Two rows are joined when one is among the other's ``n_neighbors`` nearest by cosine and
+    their similarity reaches the threshold; clusters are the connected components. The
+    threshold is the loosest of ``thresholds`` whose largest cluster holds at most ``max_share``
+    of the rows (a looser one would chain most items into one cluster).
+
+    Returns (cluster id per row [n_rows], the threshold used).
+    """
+    from scipy.sparse.csgraph import connected_components
+    from sklearn.neighbors import NearestNeighbors
+
+    n = x.shape[0]
+    k = min(n_neighbors + 1, n)
+    dist, idx = (
+        NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(x).kneighbors(x)
+    )
+    sim = 1.0 - dist.ravel()
+    rows = np.repeat(np.arange(n), k)
+    comp = np.arange(n)
+    for threshold in thresholds:
+        keep = sim >= threshold
+        graph = sp.csr_matrix((np.ones(keep.sum()), (rows[keep], idx.ravel()[keep])), shape=(n, n))
+        _, comp = connected_components(graph, directed=False)
+        if np.bincount(comp).max() <= max(1, max_share * n):
+            return comp, float(threshold)
+    return comp, float(thresholds[-1])
+
+
+def similarity_split(
+    clusters: Sequence[int], fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0
+) -> np.ndarray:
+    """Part per row such that every near-duplicate cluster (`similarity_clusters`) lies on one
+    side only: a series of books or a product line cannot straddle train and test."""
+    return group_disjoint_split(list(clusters), fractions, seed)
