@@ -48,6 +48,7 @@ def collaborative_embeddings(
     epochs: int = 200,
     valid_users: int | None = 2000,
     progress: bool = False,
+    device: str = "cpu",
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Item embeddings [n_items, dim] from a SASRec (full cross-entropy) or BPR model.
 
@@ -63,14 +64,15 @@ def collaborative_embeddings(
         "epochs": epochs,
         "valid_users": valid_users,
         "progress": progress,
+        "device": device,
     }
     if model == "sasrec":
         sasrec = SASRec(dim=dim, loss="ce", **train).fit(inner)
-        table = sasrec.item_table()[:-1].detach().numpy()
+        table = sasrec.item_table()[:-1].detach().cpu().numpy()
         fitted: SASRec | BPR = sasrec
     else:
         bpr = BPR(dim=dim, **train).fit(inner)
-        table = bpr.net_.items.weight.detach().numpy()
+        table = bpr.net_.items.weight.detach().cpu().numpy()
         fitted = bpr
     report = {"inner_valid_ndcg10": fitted.best_valid_, "seconds": fitted.train_seconds_}
     return np.ascontiguousarray(table, dtype=np.float32), report

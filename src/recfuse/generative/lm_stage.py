@@ -27,7 +27,7 @@ from recfuse.errors import ConfigError
 from recfuse.frozen import locate_model, model_folder
 from recfuse.generative.trie import BeamResult, CodeTrie, constrained_beam_search
 from recfuse.models.base import Recommender
-from recfuse.models.training import seed_everything
+from recfuse.models.training import resolve_device, seed_everything
 from recfuse.split import Split
 
 LEVEL_LETTERS = string.ascii_lowercase
@@ -65,12 +65,6 @@ class LMStageConfig:
     max_seconds: float | None = None
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     losses: list[float] = field(default_factory=list)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class CodeLM(Recommender):
@@ -219,9 +213,10 @@ class CodeLM(Recommender):
 
         def step(codes: torch.Tensor) -> torch.Tensor:
             b, w, level = codes.shape
-            generated = torch.stack(
-                [self.level_ids[lv][codes[..., lv]] for lv in range(level)], -1
-            ).reshape(b * w, level)
+            # token ids of the codes generated so far, level by level: [B * W, level]
+            generated = torch.zeros(b * w, level, dtype=torch.long, device=codes.device)
+            for lv in range(level):
+                generated[:, lv] = self.level_ids[lv][codes[..., lv].reshape(-1)]
             full = torch.cat([ids.repeat_interleave(w, 0), generated], 1)
             att = torch.cat([mask.repeat_interleave(w, 0), torch.ones_like(generated)], 1)
             logits = self.model(input_ids=full, attention_mask=att).logits[:, -1]

@@ -1,7 +1,7 @@
 """`GenerativeRecommender`: the code transformer behind the common `Recommender` interface.
 
 Training and early stopping reuse recfuse's one trainer (`TorchRecommender`: seeds, validation
-NDCG@10 under full ranking, ``max_seconds``, ``valid_users``).
+NDCG@10 under full ranking, ``max_seconds``, ``valid_users``, ``device``).
 
 What full-ranking scores mean for a generative model: ``score`` runs trie-constrained beam
 search and gives each of the ``beam`` generated items its summed code log-probability; every
@@ -40,7 +40,6 @@ class GenerativeRecommender(TorchRecommender):
         beam: beam width at inference (items scored per user).
         score_batch: users per beam-search batch.
         name: label in tables (e.g. ``CEMG``, ``TIGER-text``, ``random-codes``).
-        device: torch device for training and beam search (``cuda`` on a GPU machine).
         train: optimisation settings (`TrainConfig`), or its fields as keywords.
     """
 
@@ -55,7 +54,6 @@ class GenerativeRecommender(TorchRecommender):
         beam: int = 20,
         score_batch: int = 256,
         name: str = "generative",
-        device: str = "cpu",
         train: TrainConfig | None = None,
         **train_kwargs: Any,
     ) -> None:
@@ -63,8 +61,7 @@ class GenerativeRecommender(TorchRecommender):
         self.codes = np.asarray(codes, dtype=np.int64)
         self.max_items, self.dim, self.layers, self.heads = max_items, dim, layers, heads
         self.dropout, self.beam, self.score_batch, self.name = dropout, beam, score_batch, name
-        self.device = device
-        self.trie = CodeTrie(self.codes).to(device)
+        self.trie = CodeTrie(self.codes)
         self.levels = self.codes.shape[1]
         sizes = self.trie.sizes
         self.offsets = FIRST_CODE + np.r_[0, np.cumsum(sizes)[:-1]]
@@ -78,6 +75,7 @@ class GenerativeRecommender(TorchRecommender):
         if len(self.codes) != split.n_items:
             raise ConfigError(f"codes cover {len(self.codes)} items, the split has {split.n_items}")
         self.n_items_ = split.n_items
+        self.trie.to(self.device)  # the trainer has resolved TrainConfig.device by now
         return CodeTransformer(
             self.vocab_size,
             (self.max_items + 1) * self.levels,
@@ -85,7 +83,7 @@ class GenerativeRecommender(TorchRecommender):
             self.layers,
             self.heads,
             self.dropout,
-        ).to(self.device)
+        )
 
     def history_tokens(self, histories: Sequence[np.ndarray], n_items: int) -> torch.Tensor:
         """``[BOS] + codes of the last n_items items``, left-padded: [B, 1 + n_items * L]."""

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from recfuse.errors import ConfigError
 from recfuse.generative.fusion import CollaborativeGuidedFusion
 from recfuse.generative.rqvae import RQVAE, CodebookStats, codebook_stats, resolve_collisions
-from recfuse.models.training import seed_everything
+from recfuse.models.training import resolve_device, seed_everything
 
 
 def auto_codebook_size(n_items: int) -> int:
@@ -133,7 +133,7 @@ def fit_semantic_ids(
     seed_everything(cfg.seed)
     started = time.perf_counter()
     size = cfg.codebook_size or auto_codebook_size(n_items)
-    dev = torch.device(cfg.device)
+    dev = resolve_device(cfg.device)
     inputs = {n: standardize(content[n]).to(dev) for n in names}
     content_target = torch.cat([inputs[n] for n in names], 1)
     collab_t = standardize(collab).to(dev) if collab is not None else None

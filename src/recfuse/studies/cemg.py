@@ -134,6 +134,7 @@ def run_method(
         "max_seconds": budget.model_seconds,
         "valid_users": budget.valid_users,
         "progress": False,
+        "device": device,
     }
     row: dict[str, Any] = {"method": method, "seed": seed}
     tokenizer_seconds = 0.0
@@ -154,7 +155,7 @@ def run_method(
             ids = fit_semantic_ids({"text": features}, None, cfg)
         elif method == "cemg":
             collab, collab_report = collaborative_embeddings(
-                split, collab_model, seed=seed, max_seconds=budget.collab_seconds
+                split, collab_model, seed=seed, max_seconds=budget.collab_seconds, device=device
             )
             row["collab"] = collab_report
             tokenizer_seconds += collab_report["seconds"]
@@ -165,7 +166,7 @@ def run_method(
         row["tokenizer"] = {**ids.summary(), "config": config_dict(cfg)}
         with atomic_path(folder / f"codes_{method}.npy") as tmp, tmp.open("wb") as fh:
             np.save(fh, ids.codes)
-        model = GenerativeRecommender(ids.codes, name=method, device=device, **train)
+        model = GenerativeRecommender(ids.codes, name=method, **train)
     model.fit(split)
     result = Evaluator(split, ks=(10, 20)).evaluate(model, "test")
     row.update(

@@ -1,0 +1,39 @@
+"""The CEMG study's table and argument checks (the study itself runs on real data, see docs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from recfuse.errors import ConfigError
+from recfuse.studies.cemg import main, results_table
+
+
+def row(method: str, seed: int, recall: float) -> dict:
+    out = {
+        "method": method,
+        "seed": seed,
+        "Recall@10": recall,
+        "NDCG@10": recall / 2,
+        "tokenizer_seconds": 1.0,
+        "train_seconds": 2.0,
+        "inference_ms_per_user": 0.5,
+    }
+    if method != "sasrec":
+        out["tokenizer"] = {"collision_rate": 0.1, "usage": [1.0, 0.5, 0.25]}
+    return out
+
+
+def test_results_table_reports_mean_and_std_over_seeds() -> None:
+    rows = [row("sasrec", 0, 0.10), row("sasrec", 1, 0.12), row("cemg", 0, 0.05)]
+    table = results_table(rows, "amazon-office", "cpu")
+    assert "| SASRec (full CE) | 2 | 0.1100 ± 0.0141 |" in table
+    assert "1.00 / 0.50 / 0.25" in table
+    assert "TIGER on Beauty (reported)* | – | 0.0648 | 0.0384" in table
+    assert "random codes" not in table  # methods without rows are left out
+
+
+def test_unknown_preset_and_method_are_config_errors(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="preset"):
+        main(preset="huge", out=str(tmp_path))
+    with pytest.raises(ConfigError, match="unknown"):
+        main(methods="cemg,magic", out=str(tmp_path))
