@@ -69,7 +69,9 @@ PRESETS = {
     "smoke": Budget(40, 15, 10, 15, 1, 1, 200),
     # what a shared 2-core CPU allows: every model gets the same wall-clock cap
     "cpu": Budget(1500, 60, 45, 180, 200, 5, 500),
-    # early stopping alone decides (a GPU machine or a dedicated CPU)
+    # one GPU machine lent for minutes: every model capped at 60 s, early stopping within it
+    "gpu": Budget(3000, 30, 30, 60, 300, 10, 2000),
+    # early stopping alone decides (a GPU machine or a dedicated CPU, for hours)
     "full": Budget(5000, None, None, None, 300, 10, None),
 }
 
@@ -229,9 +231,16 @@ def results_table(rows: list[dict[str, Any]], dataset: str, preset: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def finished(folder: Path) -> list[dict[str, Any]]:
+    """Every (seed, method) row written in a run folder, by seed then method."""
+    rows = [json.loads(p.read_text()) for p in folder.glob("seed_*/*.json")]
+    return sorted(rows, key=lambda r: (r["seed"], METHODS.index(r["method"])))
+
+
 def main(
     dataset: str = "amazon-scientific",
     seeds: int = 3,
+    first_seed: int = 0,
     preset: str = "full",
     out: str = "runs",
     methods: str = ",".join(METHODS),
@@ -244,6 +253,10 @@ def main(
 ) -> None:
     """CEMG vs text-only semantic IDs vs random codes vs SASRec: Recall/NDCG@10, collisions,
     codebook usage and time, over SEEDS seeds, into a run folder under OUT.
+
+    Seeds first_seed .. first_seed + seeds - 1 run here; processes started with different
+    first_seed values share one run folder (the seeds are not part of its key), and the table
+    covers every seed finished there.
 
     codebook_size 0 picks K from the catalogue size; text_features_path is an optional .npy
     [n_items, d] used instead of MiniLM features.
@@ -259,7 +272,6 @@ def main(
     config = {
         "study": "cemg",
         "dataset": dataset,
-        "seeds": list(range(seeds)),
         "preset": preset,
         "budget": asdict(budget),
         "methods": chosen,
@@ -274,7 +286,7 @@ def main(
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
     folder = Path(out) / f"cemg-{dataset}-{preset}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "config.json", config)
+    write_json(folder / "config.json", config)  # the seeds are the seed_* folders
     write_json(folder / "versions.json", package_versions())
     data = load_dataset(dataset)
     split = make_split(data, "leave_one_out", 0)
@@ -283,14 +295,12 @@ def main(
     features = text_features(dataset, text_features_path or None)
     if len(features) != split.n_items:
         raise ConfigError(f"text features have {len(features)} rows, {dataset} has {split.n_items}")
-    rows: list[dict[str, Any]] = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         seed_dir = folder / f"seed_{seed}"
         seed_dir.mkdir(exist_ok=True)
         for method in chosen:
             path = seed_dir / f"{method}.json"
             if path.is_file():  # resumable: a finished (seed, method) is not recomputed
-                rows.append(json.loads(path.read_text()))
                 continue
             started = time.perf_counter()
             row = run_method(
@@ -307,13 +317,13 @@ def main(
             )
             row["wall_seconds"] = time.perf_counter() - started
             write_json(path, row)
-            rows.append(row)
             print(
                 f"[cemg] {dataset} seed {seed} {method}: Recall@10 {row['Recall@10']:.4f} "
                 f"NDCG@10 {row['NDCG@10']:.4f} ({row['wall_seconds']:.0f} s)",
                 flush=True,
             )
-            write_text(folder / "results.md", results_table(rows, dataset, preset))
+            write_text(folder / "results.md", results_table(finished(folder), dataset, preset))
+    rows = finished(folder)
     write_json(folder / "results.json", rows)
     table = results_table(rows, dataset, preset)
     write_text(folder / "results.md", table)
