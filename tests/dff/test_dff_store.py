@@ -53,9 +53,9 @@ def test_interrupted_extraction_resumes_with_the_missing_chunks(
     calls: list[int] = []
     real = extract_module.pooled_hidden_states
 
-    def counting(model, seqs, pad_id):
+    def counting(model, seqs, *args):
         calls.append(len(seqs))
-        return real(model, seqs, pad_id)
+        return real(model, seqs, *args)
 
     monkeypatch.setattr(extract_module, "pooled_hidden_states", counting)
     partial = extract_features(
@@ -118,7 +118,7 @@ def test_killed_process_leaves_chunks_a_rerun_finishes(tiny_encoder, tmp_path, i
     assert 1 <= len(saved) < 4, "the kill should land between the first and the last chunk"
     calls: list[int] = []
     real = extract_module.pooled_hidden_states
-    extract_module.pooled_hidden_states = lambda m, s, p: calls.append(len(s)) or real(m, s, p)
+    extract_module.pooled_hidden_states = lambda m, s, *a: calls.append(len(s)) or real(m, s, *a)
     try:
         done = extract_features(
             item_texts, tiny_encoder, "toy", store=store, batch_size=1, chunk_items=2

@@ -26,6 +26,7 @@ def extract(
     chunk_items: int = typer.Option(1024, help="items per saved partial result"),
     threads: int | None = typer.Option(None, help="torch threads (default $OMP_NUM_THREADS or 1)"),
     folder: str | None = typer.Option(None, help="store root (default $RECFUSE_CACHE/features)"),
+    device: str = typer.Option("cpu", help="torch device (cuda on a GPU machine)"),
 ) -> None:
     """Hidden states of every layer, mean- and last-token pooled, for every item; resumable."""
     from recfuse.features.extract import dataset_features
@@ -41,6 +42,7 @@ def extract(
         batch_size=batch_size,
         max_length=max_length,
         chunk_items=chunk_items,
+        device=device,
     )
     manifest = fset.manifest()
     typer.echo(
@@ -60,10 +62,12 @@ def captions(
         None, help="caption only the items of this many sampled users (the study's subsample)"
     ),
     seed: int = typer.Option(0, help="seed of the user sample"),
-    max_tokens: int = typer.Option(40, help="caption length limit in tokens"),
+    max_tokens: int = typer.Option(32, help="caption length limit in tokens"),
     batch_size: int = typer.Option(8, help="prompts per generation batch"),
     threads: int | None = typer.Option(None, help="torch threads"),
     folder: str | None = typer.Option(None, help="store root (default $RECFUSE_CACHE/features)"),
+    device: str = typer.Option("cpu", help="torch device (cuda on a GPU machine)"),
+    encode: bool = typer.Option(True, help="also encode the captions with the encoder"),
 ) -> None:
     """Describe each item with a frozen LLM (cached, resumable), then encode the captions."""
     from recfuse.features.captions import caption_dataset
@@ -80,6 +84,8 @@ def captions(
         max_tokens=max_tokens,
         batch_size=batch_size,
         folder=folder,
+        device=device,
+        encode=encode,
     )
     typer.echo(result.summary())
 

@@ -57,7 +57,9 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list
 
 
 @torch.inference_mode()
-def pooled_hidden_states(model: Any, seqs: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
+def pooled_hidden_states(
+    model: Any, seqs: Sequence[Sequence[int]], pad_id: int, device: str = "cpu"
+) -> torch.Tensor:
     """Pooled hidden states of one batch: [n_layers, 2 (mean, last), B, d].
 
     Right padding: real tokens come first, so with a causal model their states do not depend
@@ -69,12 +71,13 @@ def pooled_hidden_states(model: Any, seqs: Sequence[Sequence[int]], pad_id: int)
     for row, seq in enumerate(seqs):
         ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
     mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
+    ids, mask, lengths = ids.to(device), mask.to(device), lengths.to(device)
     out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
     hidden = torch.stack(out.hidden_states)  # [L, B, T, d]
     weights = mask[None, :, :, None].to(hidden.dtype)
     mean = (hidden * weights).sum(2) / lengths[None, :, None].to(hidden.dtype)
-    last = hidden[:, torch.arange(len(seqs)), lengths - 1]
-    return torch.stack([mean, last], dim=1).float()
+    last = hidden[:, torch.arange(len(seqs), device=hidden.device), lengths - 1]
+    return torch.stack([mean, last], dim=1).float().cpu()
 
 
 def extract_features(
@@ -88,6 +91,7 @@ def extract_features(
     max_length: int = 128,
     max_chunks: int | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> FeatureSet:
     """Extract (or reuse) all layers' pooled hidden states of ``model`` for ``texts``.
 
@@ -101,6 +105,7 @@ def extract_features(
         max_length: tokens kept per text.
         max_chunks: compute at most this many missing chunks, then return the unfinished set
             (a time budget, and an interruption for tests); ``None`` runs to the end.
+        device: torch device of the forward passes (``cuda`` on a GPU machine).
     Returns:
         the `FeatureSet`; ``complete`` is False only when ``max_chunks`` stopped it early.
     """
@@ -112,6 +117,7 @@ def extract_features(
     if fset.complete:
         return fset
     tokenizer, net, _ = load_frozen(model)
+    net = net.to(device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     fset.chunk_dir.mkdir(parents=True, exist_ok=True)
     write_json(fset.folder / "identity.json", identity)
@@ -136,7 +142,7 @@ def extract_features(
         parts = []
         for lo in range(0, len(items), batch_size):
             batch = [seqs[i] for i in items[lo : lo + batch_size]]
-            parts.append(pooled_hidden_states(net, batch, pad_id))
+            parts.append(pooled_hidden_states(net, batch, pad_id, device))
             bar.update(len(batch))
         pooled = torch.cat(parts, dim=2).numpy()  # [L, 2, chunk, d]
         with atomic_path(_chunk_path(fset, chunk)) as tmp, tmp.open("wb") as fh:

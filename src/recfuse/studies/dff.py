@@ -137,10 +137,16 @@ def locate_name(model: str) -> str:
 
 
 def load_study_features(
-    full: Dataset, data: Dataset, model: str, pooling: str, progress: bool, store: Any = None
+    full: Dataset,
+    data: Dataset,
+    model: str,
+    pooling: str,
+    progress: bool,
+    store: Any = None,
+    device: str = "cpu",
 ) -> StudyFeatures:
     """Extract (or reuse) the full catalogue's layer features and pick the study's rows."""
-    from recfuse.features.captions import cached_captions, encode_captions
+    from recfuse.features.captions import CaptionResult, cached_captions, encode_captions
     from recfuse.features.extract import extract_features, extraction_identity
     from recfuse.features.store import FeatureStore
 
@@ -152,13 +158,17 @@ def load_study_features(
     )
     if rows is None or whole.complete:
         # the whole catalogue is (or is being made) extracted: reuse it, pick the study's rows
-        fset = extract_features(full_texts, model, full.name, None, store, progress=progress)
+        fset = extract_features(
+            full_texts, model, full.name, None, store, progress=progress, device=device
+        )
         stacked = fset.layers(pooling)
         if rows is not None:
             stacked = stacked[:, rows]
     else:
         # only the subsample's items: a slow model then costs what the study needs, no more
-        fset = extract_features(data.item_texts(), model, data.name, None, store, progress=progress)
+        fset = extract_features(
+            data.item_texts(), model, data.name, None, store, progress=progress, device=device
+        )
         stacked = fset.layers(pooling)
     captions, coverage = None, 0.0
     cached = cached_captions(full.name, store)
@@ -168,7 +178,16 @@ def load_study_features(
             f"(add --items-of-users N to caption only a user sample's items) to add this arm"
         )
     else:
-        encoded = encode_captions(cached, full.name, model, store, progress=progress)
+        if rows is not None:
+            # encode only the captions of the study's items (a subsample needs no more)
+            wanted = np.isin(cached.items, rows)
+            cached = CaptionResult(
+                cached.items[wanted],
+                [c for c, keep in zip(cached.captions, wanted, strict=True) if keep],
+                None,
+                cached.folder,
+            )
+        encoded = encode_captions(cached, full.name, model, store, progress, device)
         matrix = encoded.matrix(full.n_items, layer=-1, pooling=pooling)
         has = np.zeros(full.n_items, dtype=bool)
         has[encoded.items] = True
@@ -215,10 +234,60 @@ def encoder_factory(arm: Arm, feats: StudyFeatures) -> Any:
     return build
 
 
-def make_model(backbone: str, preset: Preset, seed: int, factory: Any) -> Any:
-    cls = {"sasrec": SASRec, "gru4rec": GRU4Rec}.get(backbone)
+class OnDevice:
+    """Mixin: train and score a `SequentialRecommender` on a torch device (e.g. ``cuda``).
+
+    The backbones and the trainer stay as they are; the network is moved after it is built,
+    batches follow it, and scores come back to the CPU for the `Evaluator`.
+    """
+
+    device: str = "cpu"
+
+    def build(self, split: Split) -> torch.nn.Module:
+        return super().build(split).to(self.device)  # type: ignore[misc]
+
+    def batches(self, split: Split, rng: np.random.Generator) -> Any:
+        for inputs, targets in super().batches(split, rng):  # type: ignore[misc]
+            yield inputs.to(self.device), targets.to(self.device)
+
+    @torch.no_grad()
+    def score(self, users: np.ndarray, histories: Any) -> np.ndarray:
+        from recfuse.models.sequential import left_pad
+
+        table = self.item_table()  # type: ignore[attr-defined]
+        seq = torch.as_tensor(left_pad(histories, self.max_len, self.n_items_))  # type: ignore[attr-defined]
+        hidden = self.net_(seq.to(self.device), table)[:, -1]  # type: ignore[attr-defined]
+        return (hidden @ table[:-1].T).cpu().numpy()
+
+
+class DeviceSASRec(OnDevice, SASRec):
+    pass
+
+
+class DeviceGRU4Rec(OnDevice, GRU4Rec):
+    pass
+
+
+def make_model(backbone: str, preset: Preset, seed: int, factory: Any, device: str = "cpu") -> Any:
+    """The backbone with the arm's encoder and the preset's budget (on ``device``)."""
+    import dataclasses
+
+    from recfuse.models import TrainConfig
+
+    extra: dict[str, Any] = {}
+    native = "device" in {f.name for f in dataclasses.fields(TrainConfig)}
+    if native:
+        # the trainer places the network itself
+        extra["device"] = device
+    classes = {
+        "sasrec": SASRec if device == "cpu" or native else DeviceSASRec,
+        "gru4rec": GRU4Rec if device == "cpu" or native else DeviceGRU4Rec,
+    }
+    cls = classes.get(backbone)
     if cls is None:
         raise ConfigError(f"backbone {backbone!r} is not sasrec or gru4rec")
+    if device != "cpu" and not native:
+        cls = type(cls.__name__, (cls,), {"device": device})
     return cls(
         dim=preset.dim,
         max_len=preset.max_len,
@@ -231,6 +300,7 @@ def make_model(backbone: str, preset: Preset, seed: int, factory: Any) -> Any:
         valid_users=preset.valid_users,
         max_seconds=preset.max_seconds,
         progress=False,
+        **extra,
     )
 
 
@@ -242,6 +312,7 @@ def run_arm(
     backbone: str,
     preset: Preset,
     folder: Path,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Train one arm with one seed (or read its saved result) and evaluate valid and test."""
     result_path = folder / "arms" / f"{arm.name}-seed{seed}.json"
@@ -249,7 +320,7 @@ def run_arm(
     if result_path.is_file() and per_user_path.is_file():
         return json.loads(result_path.read_text())
     torch.manual_seed(seed)
-    model = make_model(backbone, preset, seed, encoder_factory(arm, feats))
+    model = make_model(backbone, preset, seed, encoder_factory(arm, feats), device)
     model.fit(split)
     evaluator = Evaluator(split, ks=(10, 20))
     valid = evaluator.evaluate(model, "valid")
@@ -273,6 +344,48 @@ def run_arm(
         test.per_user[["user", METRIC, "Recall@10"]].to_parquet(tmp)
     write_json(result_path, result)
     return result
+
+
+_FORKED: dict[str, Any] = {}
+
+
+def _run_forked(job: tuple[Arm, int]) -> str:
+    """Worker body: train one (arm, seed) with the state inherited from the parent at fork."""
+    torch.set_num_threads(1)
+    arm, seed = job
+    state = _FORKED
+    run_arm(
+        arm,
+        seed,
+        state["split"],
+        state["feats"],
+        state["backbone"],
+        state["budget"],
+        state["folder"],
+    )
+    return f"{arm.name}-seed{seed}"
+
+
+def run_parallel(jobs: list[tuple[Arm, int]], workers: int, **state: Any) -> None:
+    """Train independent (arm, seed) jobs in ``workers`` forked processes (results go to files).
+
+    Forking shares the feature matrices copy-on-write; each worker uses one torch thread.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    todo = [
+        (arm, seed)
+        for arm, seed in jobs
+        if not (state["folder"] / "arms" / f"{arm.name}-seed{seed}.json").is_file()
+    ]
+    if workers <= 1 or not todo:
+        return
+    _FORKED.clear()
+    _FORKED.update(state)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        for _ in pool.map(_run_forked, todo):
+            pass
 
 
 # ----------------------------------------------------------------------------- report
@@ -405,9 +518,23 @@ def main(
     backbone: str = "sasrec",
     max_users: int | None = None,
     out: str = "runs",
+    workers: int = 1,
+    sweep_stride: int | None = None,
+    replace_sweep: bool = True,
 ) -> Path:
     """Ask DFF's three questions (captions vs hidden states, fusion vs replacement, layers)."""
-    return run_study(dataset, model, seeds, preset, backbone, max_users, out)
+    return run_study(
+        dataset,
+        model,
+        seeds,
+        preset,
+        backbone,
+        max_users,
+        out,
+        workers=workers,
+        sweep_stride=sweep_stride,
+        replace_sweep=replace_sweep,
+    )
 
 
 def run_study(
@@ -423,6 +550,12 @@ def run_study(
     echo: Any = print,
     dataset_obj: Dataset | None = None,
     store: Any = None,
+    workers: int = 1,
+    sweep_stride: int | None = None,
+    replace_sweep: bool = True,
+    max_seconds: float | None = None,
+    device: str = "cpu",
+    train_device: str = "cpu",
 ) -> Path:
     """The study; returns the run folder (which holds results.md, the plot and all arms)."""
     if preset not in PRESETS:
@@ -430,8 +563,12 @@ def run_study(
     if seeds < 1:
         raise ConfigError("seeds must be >= 1")
     budget = PRESETS[preset]
-    if max_users is not None:
-        budget = Preset(**{**asdict(budget), "max_users": max_users})
+    overrides = {
+        "max_users": max_users,
+        "sweep_stride": sweep_stride,
+        "max_seconds": max_seconds,
+    }
+    budget = Preset(**{**asdict(budget), **{k: v for k, v in overrides.items() if v is not None}})
     started = time.perf_counter()
     full = dataset_obj if dataset_obj is not None else load_dataset(dataset)
     users = sample_users(full, budget.max_users, seed=0)
@@ -446,11 +583,17 @@ def run_study(
         "budget": asdict(budget),
         "backbone": backbone,
         "pooling": pooling,
+        "workers": workers,
+        "replace_sweep": replace_sweep,
+        "extraction_device": device,
+        "train_device": train_device,
         "split": "leave_one_out (last item test, second-to-last valid), seed 0",
         "users": f"{len(users)} of {full.n_users} users (random, seed 0, >= 3 interactions)",
         "items": f"{data.n_items} of {full.n_items} items (those the sampled users touched)",
     }
-    tag = f"{dataset}-{model}-{backbone}-{preset}-u{budget.max_users or 'all'}-{pooling}"
+    tag = (
+        f"{dataset}-{locate_name(model)}-{backbone}-{preset}-u{budget.max_users or 'all'}-{pooling}"
+    )
     folder = Path(out) / "dff" / tag
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "config.json", config)
@@ -462,7 +605,7 @@ def run_study(
         f"{budget.max_seconds:.0f} s per model, {seeds} seed(s)"
     )
 
-    feats = load_study_features(full, data, model, pooling, progress, store)
+    feats = load_study_features(full, data, model, pooling, progress, store, device)
     n_layers = feats.layers.shape[0]
     sweep = sweep_layers(n_layers, budget.sweep_stride)
     last = n_layers - 1
@@ -471,7 +614,7 @@ def run_study(
     def run(arm: Arm) -> list[dict[str, Any]]:
         results = []
         for seed in seed_list:
-            res = run_arm(arm, seed, split, feats, backbone, budget, folder)
+            res = run_arm(arm, seed, split, feats, backbone, budget, folder, train_device)
             results.append(res)
         echo(
             f"  {arm.name:<22} valid {mean_std([r['valid'][METRIC] for r in results])}  "
@@ -487,11 +630,21 @@ def run_study(
         arms[arm.name] = arm
         results[arm.name] = run(arm)
 
-    add(Arm("id", "id", ""))
-    for layer in sweep:
-        add(Arm(f"fusion-L{layer}", "fusion", "layer", layer))
-    for layer in sweep:
-        add(Arm(f"replace-L{layer}", "replace", "layer", layer))
+    state = {
+        "split": split,
+        "feats": feats,
+        "backbone": backbone,
+        "budget": budget,
+        "folder": folder,
+        "train_device": train_device,
+    }
+    first = [Arm("id", "id", "")]
+    first += [Arm(f"fusion-L{layer}", "fusion", "layer", layer) for layer in sweep]
+    if replace_sweep:
+        first += [Arm(f"replace-L{layer}", "replace", "layer", layer) for layer in sweep]
+    run_parallel([(a, s) for a in first for s in seed_list], workers, **state)
+    for arm in first:
+        add(arm)
 
     def best_of(kind: str) -> int:
         scores = {
@@ -500,22 +653,38 @@ def run_study(
         }
         return max(scores, key=lambda k: scores[k])
 
-    best_fusion, best_replace = best_of("fusion"), best_of("replace")
+    best_fusion = best_of("fusion")
+    if not replace_sweep:
+        # no replacement sweep (budget): replacement uses the layer the fusion sweep chose
+        second_choice = [
+            Arm(f"replace-L{layer}", "replace", "layer", layer)
+            for layer in sorted({last, best_fusion})
+        ]
+        run_parallel([(a, s) for a in second_choice for s in seed_list], workers, **state)
+        for arm in second_choice:
+            add(arm)
+    best_replace = best_of("replace") if replace_sweep else best_fusion
     aliases = {
         "fusion-last": f"fusion-L{last}",
         "replace-last": f"replace-L{last}",
         "fusion-best": f"fusion-L{best_fusion}",
         "replace-best": f"replace-L{best_replace}",
     }
+    second = []
     if budget.fusion_modes:
         for mode in ("concat", "sum"):
-            add(Arm(f"fusion-{mode}-L{best_fusion}", "fusion", "layer", best_fusion, mode))
+            second.append(
+                Arm(f"fusion-{mode}-L{best_fusion}", "fusion", "layer", best_fusion, mode)
+            )
     if feats.captions is not None:
-        add(Arm("replace-captions", "replace", "captions"))
-        add(Arm("fusion-captions", "fusion", "captions"))
+        second.append(Arm("replace-captions", "replace", "captions"))
+        second.append(Arm("fusion-captions", "fusion", "captions"))
     else:
         echo(f"skipping the caption arms: {feats.caption_note}")
-    add(Arm("dff", "dff", "layers", layers=sweep))
+    second.append(Arm("dff", "dff", "layers", layers=sweep))
+    run_parallel([(a, s) for a in second for s in seed_list], workers, **state)
+    for arm in second:
+        add(arm)
 
     # ---------------------------------------------------------------- the table
     rows = []
@@ -559,6 +728,7 @@ def run_study(
     ]
     shown += [a for a in arms if a.startswith(("fusion-concat", "fusion-sum"))] + ["dff"]
     shown += [f"fusion-L{layer}" for layer in sweep] + [f"replace-L{layer}" for layer in sweep]
+    shown = list(dict.fromkeys(shown))
     lines = [
         f"### DFF study: {dataset}, {model}, {backbone}, preset {preset}",
         "",

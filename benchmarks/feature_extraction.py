@@ -1,0 +1,104 @@
+"""Feature-extraction throughput per frozen model, against the CPU's own matmul rate.
+
+For each model: items/s of `extract_features` (all layers, both poolings, length-sorted batches)
+on real item texts, and the FLOP bound — the items/s the machine would reach if every
+multiply-add ran at the dense fp32 matmul rate measured in this same run. The ratio says how
+much of the hardware the extraction uses. FLOPs per item: 2 x (non-embedding parameters) x
+tokens + attention scores and mixing (4 x layers x tokens^2 x width).
+
+    python benchmarks/feature_extraction.py [--items 256] [--threads 1] [--dataset microlens-50k]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
+    """Dense fp32 matmul rate in GFLOP/s (best of ``repeats``)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def flops_per_item(model: torch.nn.Module, token_counts: list[int]) -> float:
+    """Mean forward FLOPs per item for these token counts."""
+    config = model.config
+    embed = sum(p.numel() for n, p in model.named_parameters() if "embed" in n)
+    dense = sum(p.numel() for p in model.parameters()) - embed
+    layers, width = config.num_hidden_layers, config.hidden_size
+    total = sum(2 * dense * t + 4 * layers * t * t * width for t in token_counts)
+    return total / len(token_counts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="minilm,smollm2")
+    parser.add_argument("--dataset", default="microlens-50k")
+    parser.add_argument("--items", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 1)))
+    parser.add_argument("--out", default="runs/bench")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from recfuse.data import load_dataset
+    from recfuse.features.extract import extract_features, tokenize
+    from recfuse.features.store import FeatureStore
+    from recfuse.frozen import load_frozen
+
+    texts = load_dataset(args.dataset).item_texts()[: args.items]
+    rows = []
+    for name in args.models.split(","):
+        tokenizer, model, _ = load_frozen(name)  # load outside the timed part
+        tokens = [len(s) for s in tokenize(tokenizer, texts, 128)]
+        gflops = matmul_gflops()
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            extract_features(texts, name, "bench", store=FeatureStore(tmp), progress=False)
+            seconds = time.perf_counter() - start
+        per_item = flops_per_item(model, tokens)
+        measured = len(texts) / seconds
+        bound = gflops * 1e9 / per_item
+        rows.append(
+            {
+                "model": name,
+                "items": len(texts),
+                "mean_tokens": sum(tokens) / len(tokens),
+                "seconds": round(seconds, 2),
+                "items_per_s": round(measured, 2),
+                "matmul_gflops": round(gflops, 1),
+                "gflop_per_item": round(per_item / 1e9, 3),
+                "flop_bound_items_per_s": round(bound, 2),
+                "ratio_to_bound": round(measured / bound, 3),
+                "threads": args.threads,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from recfuse.atomic import write_json
+
+    write_json(out / "feature_extraction.json", rows)
+    print("| model | items | mean tokens | items/s | FLOP bound items/s | ratio | matmul GFLOP/s |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['model']} | {r['items']} | {r['mean_tokens']:.1f} | {r['items_per_s']} | "
+            f"{r['flop_bound_items_per_s']} | {r['ratio_to_bound']} | {r['matmul_gflops']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
