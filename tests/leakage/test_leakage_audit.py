@@ -99,3 +99,13 @@ def test_run_audit_resumes_finished_seeds(tmp_path, monkeypatch) -> None:
     changed = AuditConfig(seeds=(0,), n_folds=3, target_net=NetConfig(hidden=16, epochs=2))
     with pytest.raises(AssertionError, match="recomputed"):  # a different config is not reused
         run_audit(table, changed, tmp_path, progress=False)
+    smaller = AuditTable(
+        name=table.name,
+        groups=table.groups[:600],
+        target=table.target[:600],
+        task="regression",
+        feature_kind="precomputed",
+        matrix=table.matrix[:600],
+    )
+    with pytest.raises(AssertionError, match="recomputed"):  # nor another subsample
+        run_audit(smaller, config, tmp_path, progress=False)

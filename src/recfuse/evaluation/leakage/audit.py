@@ -127,8 +127,6 @@ def save_splits(
     table: AuditTable, seed: int, config: AuditConfig, clusters: StructureClusters, path: Path
 ) -> None:
     """The seed's part arrays (0 train, 1 valid, 2 test; one int8 array per split), atomically."""
-    if path.is_file():
-        return
     with atomic_path(path) as tmp, tmp.open("wb") as fh:
         np.savez_compressed(fh, **_splits(table, seed, config, clusters))
 
@@ -220,6 +218,31 @@ def audit_seed(
     return record
 
 
+def _seed_path(folder: Path, seed: int) -> Path:
+    return folder / "seeds" / f"seed_{seed}.json"
+
+
+def _split_path(folder: Path, seed: int) -> Path:
+    return folder / "splits" / f"seed_{seed}.npz"
+
+
+def _reusable(
+    folder: Path, seed: int, config_json: object, table: AuditTable, expected: list[str]
+) -> bool:
+    """A saved seed is reused only for the same config, table, row count and splits."""
+    path = _seed_path(folder, seed)
+    if not path.is_file():
+        return False
+    saved = json.loads(path.read_text())
+    record = saved.get("record", {})
+    return (
+        saved.get("config") == config_json
+        and saved.get("table") == table.name
+        and record.get("n_rows") == table.n_rows  # another subsample is another table
+        and sorted(record.get("splits", {})) == expected
+    )
+
+
 def run_audit(
     table: AuditTable, config: AuditConfig, out_dir: str | Path | None = None, progress: bool = True
 ) -> list[dict[str, object]]:
@@ -231,23 +254,18 @@ def run_audit(
     config_json = json.loads(json.dumps(config.to_json()))
     records = []
     for seed in tqdm(config.seeds, desc=f"audit {table.name}", disable=not progress):
-        if out_dir is not None:
-            save_splits(
-                table, seed, config, clusters, Path(out_dir) / "splits" / f"seed_{seed}.npz"
-            )
-        path = Path(out_dir) / "seeds" / f"seed_{seed}.json" if out_dir else None
-        if path is not None and path.is_file():
-            saved = json.loads(path.read_text())
-            same_splits = sorted(saved.get("record", {}).get("splits", {})) == expected
-            if (
-                saved.get("config") == config_json
-                and saved.get("table") == table.name
-                and same_splits
-            ):
-                records.append(saved["record"])
-                continue
+        folder = Path(out_dir) if out_dir is not None else None
+        if folder is not None and _reusable(folder, seed, config_json, table, expected):
+            records.append(json.loads(_seed_path(folder, seed).read_text())["record"])
+            if not _split_path(folder, seed).is_file():
+                save_splits(table, seed, config, clusters, _split_path(folder, seed))
+            continue
         record = audit_seed(table, seed, config, clusters)
-        if path is not None:
-            write_json(path, {"config": config_json, "table": table.name, "record": record})
+        if folder is not None:
+            save_splits(table, seed, config, clusters, _split_path(folder, seed))
+            write_json(
+                _seed_path(folder, seed),
+                {"config": config_json, "table": table.name, "record": record},
+            )
         records.append(record)
     return records
