@@ -18,7 +18,7 @@ def test_classify_genres_writes_an_item_feature_table(tmp_path, booklyn_slice) -
     table = pd.read_parquet(out)
     assert len(table) == 40 and table["book_id"].is_unique
     assert set(table["level1"]) <= {"Fiction", "Nonfiction"}
-    assert all(len(g) >= 1 for g in table["genres"])  # single-label data: at least one genre
+    assert all(len(g) == 1 for g in table["genres"])  # single-label data: exactly one genre
     probs = table.filter(like="p_genre:")
     assert (
         probs.shape[1] == len(booklyn_slice.labels.genres)

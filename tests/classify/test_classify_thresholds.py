@@ -14,8 +14,11 @@ def test_genre_thresholds_by_hand() -> None:
     assert t[0] == pytest.approx(0.3)  # catches both positives (0.9, 0.3), not 0.25
     assert t[1] == 0.5  # no positive in validation: untouched
     assert decide_genres(
-        np.array([[0.1, 0.2]]), np.array([0.5, 0.5]), at_least_one=True
+        np.array([[0.1, 0.2]]), np.array([0.5, 0.5]), single_label=True
     ).tolist() == [[0, 1]]
+    assert decide_genres(
+        np.array([[0.6, 0.2]]), np.array([0.5, 0.1]), single_label=False
+    ).tolist() == [[1, 1]]
     assert tune_binary_threshold(np.array([0.2, 0.4, 0.6]), np.array([0, 1, 1])) <= 0.4
 
 

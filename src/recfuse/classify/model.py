@@ -54,7 +54,7 @@ class GenreClassifier:
     set from validation predictions and never change afterwards.
     """
 
-    at_least_one: bool = False
+    single_label: bool = False
     thresholds_l1: float = 0.5
     thresholds_l2: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -72,7 +72,7 @@ class GenreClassifier:
         p1, p2_by_branch = self.probabilities(feats)
         l1 = (p1 >= self.thresholds_l1).astype(np.int8)
         p2 = self._decode_branch(l1.astype(bool), p2_by_branch)
-        return Prediction(p1, l1, p2, decide_genres(p2, self.thresholds_l2, self.at_least_one))
+        return Prediction(p1, l1, p2, decide_genres(p2, self.thresholds_l2, self.single_label))
 
     @staticmethod
     def _decode_branch(fiction: np.ndarray, p2: np.ndarray) -> np.ndarray:

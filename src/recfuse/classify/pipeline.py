@@ -113,7 +113,7 @@ def review_features(corpus: BookCorpus, mode: str, threshold: float | None = Non
 
 def make_method(name: str, corpus: BookCorpus, seed: int, use_reviews: bool) -> GenreClassifier:
     """A fresh, unfitted classifier for method ``name`` (see `METHODS`)."""
-    common = {"at_least_one": corpus.labels.single_label}
+    common = {"single_label": corpus.labels.single_label}
     if name == "higemine":
         return HiGeMineClassifier(
             label_embeddings=corpus.label_emb, seed=seed, use_reviews=use_reviews, **common

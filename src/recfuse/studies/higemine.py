@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,13 @@ def versions() -> dict[str, str]:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             out[pkg] = "missing"
+    try:
+        out["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()  # fmt: skip
+    except OSError:
+        out["git_commit"] = "unknown"
     return out
 
 
@@ -175,8 +183,34 @@ def _fmt(mean: float, std: float) -> str:
     return f"{mean:.3f} ± {std:.3f}"
 
 
+def per_genre_frame(cells: list[dict[str, Any]]) -> pd.DataFrame:
+    """Test F1 per (dataset, split, seed, variant, genre)."""
+    rows = [
+        {"dataset": c["dataset"], "split": c["split"], "seed": c["seed"], "variant": name,
+         "genre": genre, "f1": f1}
+        for c in cells for name, v in c["variants"].items() for genre, f1 in v["per_genre_f1"].items()
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def per_genre_markdown(
+    per_genre: pd.DataFrame, variants: tuple[str, ...] = ("higemine", "flat_mlp", "flat_logreg")
+) -> list[str]:
+    """Per-genre F1 (mean over seeds) of a few variants, random split, one table per dataset."""
+    lines: list[str] = []
+    sub = per_genre[(per_genre["split"] == "random") & per_genre["variant"].isin(variants)]
+    for dataset, g in sub.groupby("dataset", sort=False):
+        table = g.groupby(["genre", "variant"])["f1"].mean().unstack("variant")
+        table = table.reindex(columns=list(variants)).sort_values(variants[0], ascending=False)
+        lines += ["", f"## Per-genre test F1, {dataset}, random split (mean over seeds)", "",
+                  "| genre | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]  # fmt: skip
+        for genre, row in table.iterrows():
+            lines.append(f"| {genre} | " + " | ".join(f"{row[v]:.3f}" for v in variants) + " |")
+    return lines
+
+
 def results_markdown(
-    frame: pd.DataFrame, tests: list[dict[str, Any]], filters: pd.DataFrame
+    frame: pd.DataFrame, tests: list[dict[str, Any]], filters: pd.DataFrame, per_genre: pd.DataFrame
 ) -> str:
     """The results table (mean ± std over seeds), the gap table and the significance table."""
     lines = ["## Test scores (mean ± std over seeds)", ""]
@@ -214,6 +248,7 @@ def results_markdown(
             f"(p={t['l2_micro_f1_p_seeds']:.3g}) | {t['h_f1_diff']:+.3f} (p={t['h_f1_p_seeds']:.3g}) | "
             f"{t['book_hf1_diff']:+.3f} (p={t['book_p']:.3g}, n={t['book_n']}) | {reviewed} |"
         )
+    lines += per_genre_markdown(per_genre)
     if len(filters):
         lines += ["", "## Review filter (booklyn-books; threshold chosen on validation)", "",
                   "| split | seed | threshold | kept | dropped | books with kept reviews |", "|---|---|---|---|---|---|"]  # fmt: skip
@@ -282,7 +317,9 @@ def main(
         raise ConfigError("higemine study: seeds must be >= 1")
     config = {"study": "higemine", "datasets": names, "seeds": list(range(seeds)), "model": model,
               "limit": limit, "splits": list(SPLIT_KINDS), "fractions": [0.7, 0.1, 0.2],
-              "methods": list(METHODS), "threads": threads}  # fmt: skip
+              "methods": list(METHODS), "threads": threads,
+              "level2_decode": "top-1 genre for single-label data (booklyn-books), "
+                               "per-genre validation thresholds otherwise"}  # fmt: skip
     tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
     folder = Path(out) / f"higemine-{tag}"
     (folder / "cells").mkdir(parents=True, exist_ok=True)
@@ -320,7 +357,7 @@ def main(
     if examples:
         write_json(folder / "filter_examples.json", examples[0])
     write_text(folder / "results.md", f"# HiGeMine study ({tag})\n\nConfig: `{json.dumps(config)}`\n\n"
-               + results_markdown(frame, tests, filters))  # fmt: skip
+               + results_markdown(frame, tests, filters, per_genre_frame(cells)))  # fmt: skip
     plot(frame, folder / "l2_micro_f1.png")
     print(f"results: {folder / 'results.md'}")
     return folder
