@@ -251,8 +251,9 @@ def main(
     device: str = "cpu",
     threads: int = 1,
 ) -> None:
-    """CEMG vs text-only semantic IDs vs random codes vs SASRec: Recall/NDCG@10, collisions,
-    codebook usage and time, over SEEDS seeds, into a run folder under OUT.
+    """CEMG vs text-only semantic IDs vs random codes vs SASRec, over seeds, into a run folder.
+
+    Reports test Recall/NDCG@10 (full ranking), collision rate, codebook usage and time.
 
     Seeds first_seed .. first_seed + seeds - 1 run here; processes started with different
     first_seed values share one run folder (the seeds are not part of its key), and the table
