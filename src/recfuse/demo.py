@@ -30,6 +30,11 @@ def run_demo(full: bool = False) -> None:
         flush=True,
     )
     folder = run_study(
-        dataset="microlens-50k", model="minilm", seeds=seeds, preset=preset, backbone="sasrec"
+        dataset="microlens-50k",
+        model="minilm",
+        seeds=seeds,
+        preset=preset,
+        backbone="sasrec",
+        workers=2,
     )
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; run folder: {folder}")

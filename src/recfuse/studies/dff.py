@@ -521,6 +521,7 @@ def main(
     workers: int = 1,
     sweep_stride: int | None = None,
     replace_sweep: bool = True,
+    max_seconds: float | None = None,
 ) -> Path:
     """Ask DFF's three questions (captions vs hidden states, fusion vs replacement, layers)."""
     return run_study(
@@ -534,6 +535,7 @@ def main(
         workers=workers,
         sweep_stride=sweep_stride,
         replace_sweep=replace_sweep,
+        max_seconds=max_seconds,
     )
 
 
