@@ -82,6 +82,7 @@ def bench_backend(llm: Any, n: int, max_tokens: int, repeats: int) -> dict[str, 
 
     llm.generate(batch[:1], max_tokens=2)  # warm-up: first-call allocations
     result = {"generate": median_rate(gen, repeats), "score": median_rate(score, repeats)}
+    print(f"  {type(llm).__name__}: {json.dumps(result)}", flush=True)
     return result
 
 

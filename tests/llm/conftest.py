@@ -27,9 +27,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 def llm_cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """RECFUSE_CACHE for this session; the dense SmolLM2 copy is made once in it.
 
-    RECFUSE_TEST_CACHE (optional) names a folder to reuse across sessions while developing.
+    The session cache of tests/conftest.py is shared when it is set (so other parts' tests and
+    these dequantize SmolLM2 once per run); RECFUSE_TEST_CACHE names a folder to reuse across
+    sessions while developing. Cache databases of the tests themselves always go to tmp_path.
     """
-    root = Path(os.environ.get("RECFUSE_TEST_CACHE") or tmp_path_factory.mktemp("recfuse_cache"))
+    chosen = os.environ.get("RECFUSE_TEST_CACHE") or os.environ.get("RECFUSE_CACHE")
+    root = Path(chosen) if chosen else tmp_path_factory.mktemp("recfuse_cache")
     os.environ["RECFUSE_CACHE"] = str(root)
     return root
 
