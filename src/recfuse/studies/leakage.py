@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from recfuse.atomic import atomic_path, write_json, write_text
+from recfuse.evaluation.leakage.report import split_order
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,7 @@ def results_markdown(payloads: dict[str, dict[str, Any]]) -> str:
     ]
     for key, payload in payloads.items():
         s = payload["summary"]
-        splits = list(payload["records"][0]["splits"])
-        for split in splits:
+        for split in split_order(payload["records"]):
             lines.append(
                 f"| {key} | {payload['main_metric']} | {split} | {_cell(s, f'{split}.baseline.main')} | "
                 f"{_cell(s, f'{split}.group_only.main')} | {_cell(s, f'{split}.null.main')} | "
@@ -106,7 +106,7 @@ def plot(payloads: dict[str, dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(2, len(keys), figsize=(4.2 * len(keys), 7), squeeze=False)
     for col, key in enumerate(keys):
         s = payloads[key]["summary"]
-        splits = list(payloads[key]["records"][0]["splits"])
+        splits = split_order(payloads[key]["records"])
         ax = axes[0, col]
         width = 0.27
         for j, (probe, label) in enumerate(

@@ -186,6 +186,15 @@ def _fmt(cell: dict[str, float] | None, pct: bool = False) -> str:
     return f"{mean} ± {(cell['hi'] - cell['mean']) * scale:.{digits}f}"
 
 
+SPLIT_ORDER = ("random", "scaffold", "similarity", "group_disjoint")
+
+
+def split_order(records: list[dict[str, Any]]) -> list[str]:
+    """The splits present in the records, random first and group-disjoint last."""
+    present = set(records[0]["splits"]) if records else set()
+    return [s for s in SPLIT_ORDER if s in present] + sorted(present - set(SPLIT_ORDER))
+
+
 def build_report(
     table: AuditTable, records: list[dict[str, Any]], config: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
@@ -193,7 +202,7 @@ def build_report(
     summary = summarize(records)
     judged = verdict(summary)
     metric = main_metric_name(table.task, table.n_classes)
-    splits = list(records[0]["splits"]) if records else []
+    splits = split_order(records)
     lines = [
         f"# Clever-Hans audit: {table.name}",
         "",
@@ -231,7 +240,17 @@ def build_report(
         f"Explained share (random split): {_fmt(summary.get('derived.explained_share'))}; "
         f"identity share (lost on unseen groups): {_fmt(summary.get('derived.identity_share'))}; "
         f"split gap (random − group-disjoint baseline): {_fmt(summary.get('derived.split_gap'))} "
-        f"({_fmt(summary.get('derived.relative_split_gap'))} of the baseline's skill).",
+        f"({_fmt(summary.get('derived.relative_split_gap'))} of the baseline's skill; above 1 "
+        "when the baseline falls below the random split's context-only model).",
+    ]
+    for structure in ("scaffold", "similarity"):
+        if f"derived.explained_share_{structure}" in summary:
+            lines += [
+                "",
+                f"Explained share on the {structure} split: "
+                f"{_fmt(summary.get(f'derived.explained_share_{structure}'))}.",
+            ]
+    lines += [
         "",
         "## Probe 1: who made it (test rows whose group was seen in training)",
         "",
