@@ -93,8 +93,8 @@ def test_sigkill_mid_run_then_rerun_finishes_exactly_the_rest(smollm2, tmp_path:
     cmd = [
         sys.executable,
         "-c",
-        "from recfuse.cli import main; main()",
-        "llm",
+        # The llm command group alone: same `run` code, without importing every part's CLI.
+        "from recfuse.llm.cli import app; app()",
         "run",
         str(job_file),
         "--no-progress",
