@@ -14,7 +14,7 @@ def list_() -> None:
     from recfuse.data.locate import candidate_dirs
 
     for spec in CATALOG.values():
-        names = [getattr(f, "name", f) for f in spec.files]
+        names = [f if isinstance(f, str) else f.name for f in spec.files]
         found = next(
             (d for d in candidate_dirs(spec.name) if all((d / n).is_file() for n in names)), None
         )

@@ -45,7 +45,9 @@ def sequences_to_frame(seqs: dict[str, list[Any]], source: str) -> pd.DataFrame:
     """``{user: [item, ...]}`` in time order → rows whose ``time`` is the position in the list."""
     if not seqs:
         raise DataError(f"{source}: no interactions")
-    users, items, times = [], [], []
+    users: list[object] = []
+    items: list[object] = []
+    times: list[int] = []
     for user, seq in seqs.items():
         if not isinstance(seq, list):
             raise DataError(f"{source}: user {user!r} maps to {type(seq).__name__}, not a list")

@@ -134,8 +134,8 @@ class Evaluator:
                 ranks = np.count_nonzero(by_row >= target_scores[:, None], axis=1) - 1
             ranks_all.append(ranks)
             owner_all.append(pair_rows + lo)
-            top = torch.topk(torch.from_numpy(scores), min(kmax, scores.shape[1]), dim=1)
-            tops.append(top.indices.numpy())
+            best = torch.topk(torch.from_numpy(scores), min(kmax, scores.shape[1]), dim=1)
+            tops.append(best.indices.numpy())
 
         ranks = np.concatenate(ranks_all).astype(np.float64)
         owner = np.concatenate(owner_all)

@@ -68,6 +68,8 @@ def seed_everything(seed: int) -> None:
 class TorchRecommender(Recommender):
     """Base for neural recommenders. Subclasses implement `build`, `batches`, `loss`, `score`."""
 
+    net_: Any  # the network `build` returned (typed loosely: each subclass knows its own)
+
     def __init__(self, train: TrainConfig | None = None, **train_kwargs: Any) -> None:
         self.train_config = train or TrainConfig(**train_kwargs)
         self.history_: list[dict[str, float]] = []

@@ -18,8 +18,8 @@ from recfuse.split.split import Split
 
 def _make(dataset: Dataset, protocol: str, seed: int, part: np.ndarray, **params: object) -> Split:
     inter = dataset.interactions
-    frames = [inter[part == k].reset_index(drop=True) for k in (0, 1, 2)]
-    return Split(protocol, seed, dataset.n_users, dataset.n_items, *frames, params=dict(params))
+    train, valid, test = (inter[part == k].reset_index(drop=True) for k in (0, 1, 2))
+    return Split(protocol, seed, dataset.n_users, dataset.n_items, train, valid, test, dict(params))
 
 
 def leave_one_out(dataset: Dataset, seed: int = 0) -> Split:
