@@ -558,17 +558,25 @@ def run_study(
     max_seconds: float | None = None,
     device: str = "cpu",
     train_device: str = "cpu",
+    epochs: int | None = None,
+    valid_users: int | None = None,
+    fusion_modes: bool | None = None,
 ) -> Path:
     """The study; returns the run folder (which holds results.md, the plot and all arms)."""
     if preset not in PRESETS:
         raise ConfigError(f"preset {preset!r} is not one of {', '.join(PRESETS)}")
     if seeds < 1:
         raise ConfigError("seeds must be >= 1")
+    if max_seconds is not None and max_seconds <= 0:
+        max_seconds = float("inf")  # 0 or less: no time budget, epochs only
     budget = PRESETS[preset]
     overrides = {
         "max_users": max_users,
         "sweep_stride": sweep_stride,
         "max_seconds": max_seconds,
+        "epochs": epochs,
+        "valid_users": valid_users,
+        "fusion_modes": fusion_modes,
     }
     budget = Preset(**{**asdict(budget), **{k: v for k, v in overrides.items() if v is not None}})
     started = time.perf_counter()
