@@ -155,7 +155,7 @@ def verdict(summary: dict[str, dict[str, float]]) -> dict[str, Any]:
         if top5 > 2 * chance:
             notes.append(
                 f"a {structure} split does not hide the group: top-5 {top5:.1%} vs chance "
-                f"{chance:.1%}, so it is no substitute for a group-disjoint split"
+                f"{chance:.1%}; where the group matters it is no substitute for a group-disjoint split"
             )
     if not control_passed:
         notes.append(
