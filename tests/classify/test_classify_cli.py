@@ -38,6 +38,10 @@ def test_crossfit_predicts_every_book_out_of_fold(make_corpus) -> None:
     assert not np.asarray(table["labeled"])[:10].any()
 
 
-def test_unknown_method_is_one_line_error(tmp_path) -> None:
+def test_bad_method_or_dataset_is_refused(tmp_path) -> None:
+    from recfuse.errors import ConfigError
+
     result = CliRunner().invoke(app, ["genres", "--dataset", "booklyn-books", "--method", "nope"])
-    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigError) and "--method" in str(result.exception)
+    result = CliRunner().invoke(app, ["genres", "--dataset", "ml-100k"])
+    assert isinstance(result.exception, ConfigError) and "--dataset" in str(result.exception)

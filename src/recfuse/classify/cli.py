@@ -38,6 +38,8 @@ def genres(
     from recfuse.data.locate import cache_root
     from recfuse.errors import ConfigError
 
+    if dataset not in ("goodreads-books", "booklyn-books"):
+        raise ConfigError(f"--dataset must be goodreads-books or booklyn-books, not {dataset!r}")
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
     torch.set_num_threads(threads)
