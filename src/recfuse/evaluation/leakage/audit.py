@@ -128,7 +128,7 @@ def save_splits(
 ) -> None:
     """The seed's part arrays (0 train, 1 valid, 2 test; one int8 array per split), atomically."""
     with atomic_path(path) as tmp, tmp.open("wb") as fh:
-        np.savez_compressed(fh, **_splits(table, seed, config, clusters))
+        np.savez_compressed(fh, **_splits(table, seed, config, clusters))  # type: ignore[arg-type]
 
 
 def audit_seed(

@@ -65,7 +65,10 @@ def _table_frame(dataset: str, data_dir: str | Path | None) -> tuple[pd.DataFram
         if dataset == "goodreads-books":
             fiction = frame["genres"].map(lambda g: "Fiction" in g)
             nonfiction = frame["genres"].map(lambda g: "Nonfiction" in g)
-            frame["genre"] = np.where(fiction, "Fiction", np.where(nonfiction, "Nonfiction", None))
+            frame["genre"] = [
+                "Fiction" if f else ("Nonfiction" if n else None)
+                for f, n in zip(fiction, nonfiction, strict=True)
+            ]
         text = "canonical_smiles" if "canonical_smiles" in frame.columns else "description"
         return frame, text
     data = load_dataset(dataset, data_dir)

@@ -37,7 +37,7 @@ def morgan_fingerprints(
     from rdkit import Chem, RDLogger
     from rdkit.Chem import rdFingerprintGenerator
 
-    RDLogger.DisableLog("rdApp.*")  # bad SMILES are reported by an empty row, not log spam
+    RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]  # bad SMILES: an empty row
     generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
     bits_of: dict[str, np.ndarray] = {}
     for smi in set(smiles):

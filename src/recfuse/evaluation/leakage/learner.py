@@ -36,6 +36,7 @@ class SparseMLP(nn.Module):
 
     def __init__(self, n_in: int, n_out: int, hidden: int, dropout: float) -> None:
         super().__init__()
+        self.n_out = n_out
         self.embed = nn.EmbeddingBag(n_in, hidden, mode="sum")
         nn.init.normal_(self.embed.weight, std=0.05)
         self.bias = nn.Parameter(torch.zeros(hidden))
@@ -75,7 +76,7 @@ class FittedNetwork:
                 out = self.model(_tensors(x, rows[start : start + batch_size]))
                 outs.append(torch.softmax(out, -1) if self.task == "classification" else out[:, 0])
         if not outs:
-            width = self.model.head[-1].out_features
+            width = self.model.n_out
             return np.zeros((0, width) if self.task == "classification" else 0, np.float32)
         pred = torch.cat(outs).numpy()
         return pred if self.task == "classification" else pred * self.y_std + self.y_mean
