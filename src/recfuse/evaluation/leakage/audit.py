@@ -55,6 +55,9 @@ class AuditConfig:
             whether that split removes the shortcut).
         probe: the group probe, ``knn`` (cosine neighbours; default, strongest with few rows
             per group) or ``mlp``.
+        n_neighbors: neighbours of the k-NN probe.
+        target_net: the MLP of the baseline and the group-only model.
+        probe_net: the MLP of the ``mlp`` group probe (fixed epochs, no early stopping).
     """
 
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -186,9 +189,8 @@ def audit_seed(
             probs, _, full = out_of_fold_probabilities(
                 fit, train, table.n_rows, config.n_folds, seed
             )
-            if (
-                split_name != GROUP_SPLIT
-            ):  # held-out groups cannot be named: probe 1 needs them seen
+            # Probe 1 needs the test groups seen in training; a group-disjoint split has none.
+            if split_name != GROUP_SPLIT:
                 out["who_made_it"] = who_made_it(full, codes, train, test, config.ks)
             group_x = with_context(
                 table.context, table.n_contexts, sparse_top_k(probs, config.top_k_probs)
