@@ -162,7 +162,7 @@ def main(
     cases: str = typer.Option(
         "chembl,goodreads,amazon", help=f"Comma-separated: {', '.join(CASES)}."
     ),
-    chembl_max_groups: int = typer.Option(1000, help="Assays kept from ChEMBL (random, seed 0)."),
+    chembl_max_groups: int = typer.Option(300, help="Assays kept from ChEMBL (random, seed 0)."),
     probe: str = typer.Option("knn", help="Group probe: knn or mlp."),
     threads: int = typer.Option(1, min=1, help="torch threads."),
 ) -> None:
