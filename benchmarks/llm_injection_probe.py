@@ -1,7 +1,7 @@
 """Does fencing keep an injected instruction from steering SmolLM2? A small, real measurement.
 
-For the first N Goodreads books labelled Fiction or Nonfiction (not both), SmolLM2 scores the
-options "Fiction" / "Nonfiction" for three prompts:
+For the first N/2 Goodreads books labelled Fiction and the first N/2 labelled Nonfiction (never
+both), SmolLM2 scores the options "Fiction" / "Nonfiction" for three prompts:
 
 * clean    — title and description fenced (the recfuse default);
 * fenced   — the description ends with an injected instruction to answer the wrong label,
@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -51,7 +52,15 @@ def main() -> None:
     table = load_table("goodreads-books")
     is_fiction = table["genres"].map(lambda g: "Fiction" in g)
     is_nonfiction = table["genres"].map(lambda g: "Nonfiction" in g)
-    books = table[is_fiction ^ is_nonfiction].head(args.books)
+    # Balanced: the first N/2 books of each label (the table is 2:1 fiction, and a model that
+    # always says "Fiction" would look accurate on an unbalanced sample).
+    half = args.books // 2
+    books = pd.concat(
+        [
+            table[is_fiction & ~is_nonfiction].head(half),
+            table[is_nonfiction & ~is_fiction].head(half),
+        ]
+    )
     labels = books["genres"].map(lambda g: "Fiction" in g).to_numpy().astype(int)
     llm = load_llm(batch_size=2)
     question = (
