@@ -14,6 +14,7 @@ shared frozen one from `recfuse.frozen.load_frozen`), because adding tokens chan
 
 from __future__ import annotations
 
+import copy
 import string
 import time
 from collections.abc import Sequence
@@ -65,6 +66,11 @@ class LMStageConfig:
     max_seconds: float | None = None
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     losses: list[float] = field(default_factory=list)
+
+
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids for left-padded rows: 0 at each row's first real token. [B, T] -> [B, T]."""
+    return (mask.cumsum(1) - 1).clamp(min=0)
 
 
 class CodeLM(Recommender):
@@ -159,6 +165,7 @@ class CodeLM(Recommender):
         out = self.model(
             input_ids=ids.to(self.device),
             attention_mask=mask.to(self.device),
+            position_ids=positions(mask).to(self.device),
             labels=labels.to(self.device),
         )
         return out.loss
@@ -210,16 +217,29 @@ class CodeLM(Recommender):
             ids[row, width - len(p) :] = torch.as_tensor(p)
             mask[row, width - len(p) :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
+        # the prompt is encoded once; each beam step feeds only the generated code tokens,
+        # attending to a copy of the prompt's key/value cache
+        prompt = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=True
+        )
+        first, cache = prompt.logits[:, -1], prompt.past_key_values
+        lengths = mask.sum(1, keepdim=True)
 
         def step(codes: torch.Tensor) -> torch.Tensor:
             b, w, level = codes.shape
+            if level == 0:
+                return first[:, self.level_ids[0]].log_softmax(-1).unsqueeze(1)
             # token ids of the codes generated so far, level by level: [B * W, level]
             generated = torch.zeros(b * w, level, dtype=torch.long, device=codes.device)
             for lv in range(level):
                 generated[:, lv] = self.level_ids[lv][codes[..., lv].reshape(-1)]
-            full = torch.cat([ids.repeat_interleave(w, 0), generated], 1)
+            past = copy.deepcopy(cache)
+            past.batch_repeat_interleave(w)
             att = torch.cat([mask.repeat_interleave(w, 0), torch.ones_like(generated)], 1)
-            logits = self.model(input_ids=full, attention_mask=att).logits[:, -1]
+            pos = lengths.repeat_interleave(w, 0) + torch.arange(level, device=codes.device)
+            logits = self.model(
+                input_ids=generated, attention_mask=att, position_ids=pos, past_key_values=past
+            ).logits[:, -1]
             # the next token must be one of this level's codes: renormalise over them
             return logits[:, self.level_ids[level]].log_softmax(-1).view(b, w, -1)
 
