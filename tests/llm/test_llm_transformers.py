@@ -48,6 +48,13 @@ def test_score_ranks_paris_over_banana(smollm2) -> None:
     # Scoring options one at a time gives the same numbers as one batch.
     alone = smollm2.score(RawPrompt("The capital of France is"), [" banana"])
     assert alone[0] == pytest.approx(raw[1], abs=1e-3)
+    # Multi-token options (scored on the shared prefix cache) equal one pass over the full text.
+    prefix, option = "The capital of France is", " the city of Paris"
+    _, values, offsets = smollm2.token_logprobs(prefix + option)
+    full = sum(v for v, o in zip(values, offsets, strict=True) if o >= len(prefix))
+    multi = smollm2.score(RawPrompt(prefix), [option, " Paris", " a"])
+    assert multi[0] == pytest.approx(full, abs=1e-3)
+    assert multi[1] == pytest.approx(raw[0], abs=1e-3)
 
 
 def test_hidden_states_per_layer_shapes(smollm2) -> None:

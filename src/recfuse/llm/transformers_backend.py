@@ -7,6 +7,8 @@ shared (lru-cached) tokenizer is never mutated.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -154,7 +156,8 @@ class TransformersLLM:
         """Sum of option-token log-probabilities after the rendered prompt, ``[len(options)]``.
 
         Prompt and option are tokenized separately and concatenated, so every option is scored
-        against the same prefix tokens.
+        against the same prefix tokens. The prefix runs once; its key/value cache is shared by
+        all options (a pairwise or yes/no score costs one prompt pass, not one per option).
         """
         if not options:
             return np.zeros(0, dtype=np.float64)
@@ -162,19 +165,33 @@ class TransformersLLM:
         option_ids = [list(self.tokenizer(o, add_special_tokens=False).input_ids) for o in options]
         if any(not o for o in option_ids):
             raise ConfigError(f"score: empty option in {list(options)!r}")
-        scores = np.zeros(len(options), dtype=np.float64)
-        for start in range(0, len(options), self.batch_size):
-            chunk = option_ids[start : start + self.batch_size]
-            ids, mask = self._pad_batch([prefix + o for o in chunk], left=False)
-            hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
-            head = self.model.get_output_embeddings()
-            for row, opt in enumerate(chunk):
-                # position p predicts token p + 1: the option's tokens are predicted from
-                # positions len(prefix) - 1 .. len(prefix) + len(opt) - 2.
-                pos = torch.arange(len(prefix) - 1, len(prefix) + len(opt) - 1)
-                logp = torch.log_softmax(head(hidden[row, pos]).float(), dim=-1)
-                picked = logp[torch.arange(len(opt)), torch.tensor(opt)]
-                scores[start + row] = float(picked.sum())
+        cache_arg = (
+            "cache"
+            if "cache" in inspect.signature(self.model.forward).parameters
+            else ("past_key_values")
+        )
+        out = self.model(input_ids=torch.tensor([prefix]), use_cache=True, logits_to_keep=1)
+        prefix_cache = getattr(out, cache_arg, None) or out.past_key_values
+        # log p(first option token | prefix) for every vocabulary entry, [V].
+        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        scores = np.array([float(first[o[0]]) for o in option_ids], dtype=np.float64)
+        longer = [i for i, o in enumerate(option_ids) if len(o) > 1]
+        for start in range(0, len(longer), self.batch_size):
+            rows = longer[start : start + self.batch_size]
+            chunk = [option_ids[i] for i in rows]
+            width = max(len(o) for o in chunk)
+            ids, option_mask = self._pad_batch(chunk, left=False)
+            mask = torch.cat(
+                [torch.ones((len(chunk), len(prefix)), dtype=torch.long), option_mask], 1
+            )
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(len(chunk))
+            logits = self.model(input_ids=ids, attention_mask=mask, **{cache_arg: cache}).logits
+            logp = torch.log_softmax(logits[:, : width - 1].float(), dim=-1)  # [B, T-1, V]
+            for row, (index, opt) in enumerate(zip(rows, chunk, strict=True)):
+                # option token j (j >= 1) is predicted at option position j - 1.
+                rest = logp[row, torch.arange(len(opt) - 1), torch.tensor(opt[1:])]
+                scores[index] += float(rest.sum())
         return scores
 
     @torch.inference_mode()
