@@ -391,6 +391,10 @@ def run_parallel(jobs: list[tuple[Arm, int]], workers: int, **state: Any) -> Non
 # ----------------------------------------------------------------------------- report
 
 
+def time_cap(seconds: float | None) -> str:
+    return "no time cap" if seconds is None or seconds == float("inf") else f"<= {seconds:.0f} s"
+
+
 def mean_std(values: list[float]) -> str:
     arr = np.asarray(values, dtype=float)
     return f"{arr.mean():.4f} ± {arr.std(ddof=1) if len(arr) > 1 else 0.0:.4f}"
@@ -612,7 +616,7 @@ def run_study(
         split.save(folder / "split")
     echo(
         f"DFF study {tag}: {config['users']}, {config['items']}; budget {budget.epochs} epochs / "
-        f"{budget.max_seconds:.0f} s per model, {seeds} seed(s)"
+        f"{time_cap(budget.max_seconds)} per model, {seeds} seed(s)"
     )
 
     feats = load_study_features(full, data, model, pooling, progress, store, device)
@@ -743,7 +747,7 @@ def run_study(
         f"### DFF study: {dataset}, {model}, {backbone}, preset {preset}",
         "",
         f"{config['users']}; {config['items']}; split {config['split']}; seeds {seed_list}; "
-        f"budget per model: <= {budget.epochs} epochs, <= {budget.max_seconds:.0f} s, patience "
+        f"budget per model: <= {budget.epochs} epochs, {time_cap(budget.max_seconds)}, patience "
         f"{budget.patience}, dim {budget.dim}, max_len {budget.max_len}; features: {pooling}-pooled"
         f" hidden states, standardized per dimension. {feats.caption_note}.",
         "",
