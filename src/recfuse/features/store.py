@@ -159,5 +159,9 @@ class FeatureStore:
         if not self.root.is_dir():
             return []
         return sorted(
-            p for p in self.root.glob("*/*") if p.is_dir() and not (p / "manifest.json").exists()
+            p
+            for p in self.root.glob("*/*")
+            if (p / "chunks").is_dir()
+            and not (p / "manifest.json").exists()
+            and not p.name.startswith("captions-")  # caption sets keep their own chunks
         )
