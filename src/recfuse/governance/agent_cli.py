@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
 import os
-import platform
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from recfuse.atomic import write_json, write_text
+from recfuse.provenance import package_versions
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -19,13 +18,7 @@ PACKAGES = ("recfuse", "cedarpy", "mcp", "cryptography", "numpy", "pandas")
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    return package_versions(PACKAGES)
 
 
 def _summary(value: Any) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Annotated
@@ -17,16 +16,10 @@ app = typer.Typer(
 
 def _run_record(folder: Path, config_path: Path, config: object, report: dict[str, object]) -> None:
     """Write the run's config, report and package versions into ``folder`` (atomically)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     from recfuse.atomic import write_json, write_text
+    from recfuse.provenance import package_versions
 
-    versions = {"python": platform.python_version()}
-    for package in ("recfuse", "torch", "transformers", "httpx", "ray"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "not installed"
+    versions = package_versions(("httpx", "ray"))
     write_text(folder / "job.yaml", config_path.read_text(encoding="utf-8"))
     write_json(folder / "resolved_config.json", config.model_dump())  # type: ignore[attr-defined]
     write_json(folder / "report.json", report)

@@ -7,12 +7,9 @@ run leaves no partial output behind.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
 import logging
 import os
-import platform
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +17,7 @@ import pandas as pd
 import yaml
 
 from recfuse import atomic
-
-PACKAGES = ("recfuse", "torch", "numpy", "pandas", "scipy", "scikit-learn", "transformers")
-
-
-def package_versions() -> dict[str, str]:
-    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
+from recfuse.provenance import package_versions
 
 
 def metrics_markdown(

@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
-import subprocess
 import time
 from dataclasses import asdict, dataclass, replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ from recfuse.atomic import atomic_path, write_json, write_text
 from recfuse.data import load_dataset
 from recfuse.errors import ConfigError
 from recfuse.evaluation import Evaluator
+from recfuse.provenance import package_versions
 from recfuse.split import Split, make_split
 
 METHODS = ("sasrec", "cemg", "text", "random")
@@ -74,27 +72,6 @@ PRESETS = {
     # early stopping alone decides (a GPU machine or a dedicated CPU, for hours)
     "full": Budget(5000, None, None, None, 300, 10, None),
 }
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages behind the numbers, plus Python and the git commit."""
-    names = ["recfuse", "torch", "numpy", "pandas", "transformers", "peft"]
-    names.append("vector-quantize-pytorch")
-    out = {"python": platform.python_version()}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "missing"
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
-    out["git_commit"] = commit
-    out["torch_threads"] = str(torch.get_num_threads())
-    return out
 
 
 def text_features(dataset_name: str, path: str | None) -> np.ndarray:
@@ -288,7 +265,7 @@ def main(
     folder = Path(out) / f"cemg-{dataset}-{preset}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "config.json", config)  # the seeds are the seed_* folders
-    write_json(folder / "versions.json", package_versions())
+    write_json(folder / "versions.json", package_versions(("peft", "vector-quantize-pytorch")))
     data = load_dataset(dataset)
     split = make_split(data, "leave_one_out", 0)
     if not (folder / "split" / "split.json").is_file():

@@ -16,8 +16,6 @@ Every arm's result is written as soon as it finishes, so an interrupted study re
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +39,7 @@ from recfuse.models.item_encoders import (
     ItemEncoder,
     ReplacementEncoder,
 )
+from recfuse.provenance import package_versions
 from recfuse.split import Split, make_split
 from recfuse.studies.dff_sample import sample_users, subsample
 
@@ -89,30 +88,6 @@ class Arm:
     layer: int | None = None
     mode: str = "gate"
     layers: list[int] = field(default_factory=list)
-
-
-def versions() -> dict[str, str]:
-    """Package versions and the git commit, for the run folder."""
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in ("recfuse", "torch", "numpy", "pandas", "transformers", "scipy"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "missing"
-    try:
-        out["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-    except OSError:
-        out["git_commit"] = "unknown"
-    out["torch_threads"] = str(torch.get_num_threads())
-    return out
 
 
 # ----------------------------------------------------------------------------- features
@@ -611,7 +586,7 @@ def run_study(
     folder = Path(out) / "dff" / tag
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "config.json", config)
-    write_json(folder / "versions.json", versions())
+    write_json(folder / "versions.json", package_versions())
     if not (folder / "split" / "split.json").exists():
         split.save(folder / "split")
     echo(

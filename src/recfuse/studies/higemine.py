@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -42,29 +40,10 @@ from recfuse.classify.review_filter import filter_report, keep_mask
 from recfuse.classify.significance import paired_t, sign_flip_test
 from recfuse.classify.splits import SPLIT_KINDS, split_parts
 from recfuse.errors import ConfigError
+from recfuse.provenance import package_versions
 
 METRICS = ("l1_acc", "l1_f1", "l2_micro_f1", "l2_macro_f1", "h_f1")
 REVIEW_VARIANTS = ("none", "all")  # besides the default "filtered" (booklyn-books)
-
-
-def versions() -> dict[str, str]:
-    """Python and package versions for the run folder."""
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in ("recfuse", "torch", "numpy", "pandas", "scikit-learn", "scipy", "transformers"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "missing"
-    try:
-        out["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()  # fmt: skip
-    except OSError:
-        out["git_commit"] = "unknown"
-    return out
 
 
 def _variants(corpus: BookCorpus) -> list[tuple[str, str, str]]:
@@ -324,7 +303,7 @@ def main(
     folder = Path(out) / f"higemine-{tag}"
     (folder / "cells").mkdir(parents=True, exist_ok=True)
     write_json(folder / "config.json", config)
-    write_json(folder / "versions.json", versions())
+    write_json(folder / "versions.json", package_versions())
     cells = []
     for name in names:
         corpus = load_corpus(name, model, limit)

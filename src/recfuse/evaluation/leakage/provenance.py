@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import platform
-import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from recfuse.atomic import write_json
+from recfuse.provenance import package_versions as shared_versions
 
 PACKAGES = ("recfuse", "numpy", "pandas", "scipy", "scikit-learn", "torch", "rdkit", "transformers")
 
 
 def package_versions() -> dict[str, str]:
-    """Installed versions of the packages an audit depends on ("absent" when missing)."""
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "absent"
-    return out
+    """Installed versions of the packages an audit depends on, plus the git commit."""
+    return shared_versions(PACKAGES)
 
 
 def write_run_config(folder: str | Path, config: dict[str, Any]) -> None:
