@@ -26,17 +26,21 @@ def read_json(path: Path) -> Any:
         raise DataError(f"{path}: file not found") from None
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path, *, allow_empty: bool = False) -> list[dict[str, Any]]:
+    """One JSON object per non-blank line; a bad line names its file and line number."""
     rows = []
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                value = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{lineno}: invalid JSON line ({exc.msg})") from None
-    if not rows:
+            if not isinstance(value, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object")
+            rows.append(value)
+    if not rows and not allow_empty:
         raise DataError(f"{path}: empty file")
     return rows
 

@@ -3,13 +3,13 @@ user histories (training period only, through the leakage guard)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from recfuse.data.readers import read_jsonl
 from recfuse.errors import ConfigError, DataError
 from recfuse.split import Split
 
@@ -85,19 +85,7 @@ class SourceSpec(BaseModel):
             path = base_dir / path
         if not path.is_file():
             raise DataError(f"source.path: {path} does not exist")
-        rows = []
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    value = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
-                if not isinstance(value, dict):
-                    raise DataError(f"{path}:{lineno}: expected a JSON object")
-                rows.append(value)
-        return rows
+        return read_jsonl(path, allow_empty=True)
 
     def _table_rows(self) -> list[dict[str, Any]]:
         if not self.dataset:
