@@ -6,12 +6,14 @@ Unknown keys and bad values are errors that name the key, e.g. ``model.paramz: u
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recfuse.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Section(BaseModel):
@@ -98,39 +100,74 @@ def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def load_layered(
+    model_type: type[M],
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> M:
+    """defaults ← ``base`` ← YAML file ← ``key=value`` overrides (parsed as YAML), validated.
+
+    The one config loader: run configs and study configs both come through here, so every
+    error has the same shape (``source: dotted.key: message``).
+    """
+    tree: dict[str, Any] = _deep_copy(base or {})
+    source = "config"
+    if path is not None:
+        source = str(path)
+        _deep_merge(tree, _read_yaml(Path(path)))
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        _set_path(tree, key.strip(), value)
+    try:
+        return model_type.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: invalid YAML") from None
+    if loaded is None:
+        raise ConfigError(f"{path}: empty config")
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return loaded
+
+
+def _deep_copy(tree: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in tree.items()}
+
+
+def _deep_merge(into: dict[str, Any], layer: dict[str, Any]) -> None:
+    """Merge ``layer`` into ``into``: sections merge key by key, other values replace."""
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = _deep_copy(value) if isinstance(value, dict) else value
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
     base: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Read a YAML config, apply ``key=value`` overrides (values parsed as YAML), validate."""
-    tree: dict[str, Any] = dict(base or {})
-    source = "config"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: file not found") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{where}: invalid YAML") from None
-        if loaded is None:
-            raise ConfigError(f"{path}: empty config")
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping")
-        tree.update(loaded)
-    for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: expected key=value")
-        _set_path(tree, key.strip(), yaml.safe_load(raw))
-    try:
-        config = RunConfig.model_validate(tree)
-    except ValidationError as exc:
-        raise ConfigError(_format_error(exc, source)) from None
+    """Read a run config (YAML), apply ``key=value`` overrides, validate."""
+    config = load_layered(RunConfig, path, overrides, base)
     if (config.data.name is None) == (config.data.file is None):
+        source = str(path) if path is not None else "config"
         raise ConfigError(f"{source}: data: give exactly one of data.name or data.file")
     return config

@@ -1,0 +1,172 @@
+"""The Study skeleton: resume by content, budgets that recompute, the 3-seed rule, Holm, workers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recfuse.errors import ConfigError
+from recfuse.evaluation.significance import holm, paired_arrays
+from recfuse.runs.study import (
+    Cell,
+    CellContext,
+    CellResult,
+    Results,
+    Study,
+    StudyConfig,
+    StudyFolder,
+    Summary,
+    default_folder,
+    load_study_config,
+    run_study,
+    verdict,
+)
+
+CALLS: list[str] = []
+
+
+class CountConfig(StudyConfig):
+    arms: list[str] = ["base", "better"]
+    gain: float = 0.05
+    kill_at: str | None = None  # cell label at which the process kills itself (kill -9)
+
+    EXECUTION_FIELDS = StudyConfig.EXECUTION_FIELDS | {"kill_at"}
+
+
+class CountStudy(Study[CountConfig]):
+    """Per-user "metrics" drawn from a seeded RNG: the arm ``better`` adds ``gain``."""
+
+    name = "count"
+    config_type = CountConfig
+    presets = {"quick": {"seeds": [0], "train": {"epochs": 2}}}
+
+    def cells(self, config: CountConfig, done: Results) -> list[Cell]:
+        return [Cell(a, s, d) for d in config.datasets for a in config.arms for s in config.seeds]
+
+    def run_cell(self, cell: Cell, ctx: CellContext) -> CellResult:
+        if ctx.config.kill_at == cell.label():  # type: ignore[attr-defined]
+            import os
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        CALLS.append(cell.label())
+        rng = np.random.default_rng(cell.seed)
+        values = rng.uniform(0, 0.3, 200)
+        if cell.arm_name == "better":
+            values = values + ctx.config.gain  # type: ignore[attr-defined]
+        frame = pd.DataFrame({"user": np.arange(200), "NDCG@10": values})
+        info = {"epochs": ctx.config.train.epochs, "device": ctx.device}
+        return CellResult({"NDCG@10": float(values.mean())}, frame, info)
+
+    def summarize(self, results: Results, folder: StudyFolder) -> Summary:
+        cmp = results.compare(results.cells[0].cell.dataset, "better", "base", "NDCG@10")
+        return Summary(results.markdown(["NDCG@10"]), [verdict("better > base", cmp)])
+
+
+def _config(tmp_path: Path, **overrides: Any) -> CountConfig:
+    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    return load_study_config(CountStudy, overrides=[f"output={tmp_path}", *sets])
+
+
+def test_rerun_reuses_cells_and_execution_fields_do_not_recompute(tmp_path: Path) -> None:
+    CALLS.clear()
+    run_study(CountStudy(), _config(tmp_path), progress=False)
+    assert len(CALLS) == 6
+    run_study(CountStudy(), _config(tmp_path, workers=2, threads=1), progress=False)
+    assert len(CALLS) == 6  # workers/threads change how, not what: nothing recomputed
+
+
+def test_changed_budget_recomputes_every_cell(tmp_path: Path) -> None:
+    CALLS.clear()
+    config = _config(tmp_path, folder=str(tmp_path / "one"))
+    run_study(CountStudy(), config, progress=False)
+    changed = _config(tmp_path, folder=str(tmp_path / "one"), train={"epochs": 7})
+    run_study(CountStudy(), changed, progress=False)
+    assert len(CALLS) == 12  # the same folder, a new budget: every cell ran again
+    cells = json.loads((tmp_path / "one" / "results.json").read_text())["cells"]
+    assert {c["epochs"] for c in cells} == {7}  # the report shows the budget that ran
+
+
+def test_resume_after_kill_runs_only_the_missing_cells(tmp_path: Path) -> None:
+    folder = tmp_path / "killed"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_study_skeleton import CountStudy, CALLS
+        from recfuse.runs.study import load_study_config, run_study
+        kill = sys.argv[1] if len(sys.argv) > 1 else None
+        sets = ["folder={folder}"] + ([f"kill_at={{kill}}"] if kill else [])
+        run_study(CountStudy(), load_study_config(CountStudy, overrides=sets), progress=False)
+        print("ran", len(CALLS))
+        """
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script, "ml-100k/better/seed1"], capture_output=True, text=True
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert len(list((folder / "cells").glob("*.json"))) == 4  # base 0-2, better 0
+    resumed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "ran 2" in resumed.stdout
+    assert (folder / "results.md").exists()
+
+
+def test_workers_receive_the_device_and_write_every_cell(tmp_path: Path) -> None:
+    config = _config(tmp_path, workers=2, train={"device": "cuda:7"})
+    run_study(CountStudy(), config, progress=False)
+    cells = json.loads((default_folder(CountStudy(), config) / "results.json").read_text())
+    assert len(cells["cells"]) == 6
+    assert {c["device"] for c in cells["cells"]} == {"cuda:7"}
+
+
+def test_verdict_needs_three_seeds_and_the_claimed_direction(tmp_path: Path) -> None:
+    one = run_study(CountStudy(), _config(tmp_path, seeds=[0]), progress=False)
+    assert one.verdicts[0].status == "not tested: 1 seed(s)"
+    three = run_study(CountStudy(), _config(tmp_path), progress=False)
+    assert three.verdicts[0].status == "holds"
+    worse = run_study(CountStudy(), _config(tmp_path, gain=-0.05), progress=False)
+    assert worse.verdicts[0].status == "does not hold"
+    tiny = run_study(CountStudy(), _config(tmp_path, gain=1e-9), progress=False)
+    assert tiny.verdicts[0].status == "does not hold"
+
+
+def test_summary_table_is_mean_and_std_over_seeds(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    run_study(CountStudy(), config, progress=False)
+    text = (default_folder(CountStudy(), config) / "results.md").read_text()
+    means = [np.random.default_rng(s).uniform(0, 0.3, 200).mean() for s in (0, 1, 2)]
+    assert f"{np.mean(means):.4f} ± {np.std(means, ddof=1):.4f}" in text
+
+
+def test_holm_matches_hand_computation() -> None:
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm([]) == []
+
+
+def test_paired_arrays_degenerate_inputs() -> None:
+    same = np.array([0.1, 0.2, 0.3])
+    assert paired_arrays(same, same).t_pvalue == 1.0
+    assert paired_arrays(same[:1], same[:1] + 1).t_pvalue == 1.0  # one pair says nothing
+    assert paired_arrays(same + 0.1, same).t_pvalue == 0.0  # constant non-zero shift
+
+
+def test_presets_and_unknown_keys(tmp_path: Path) -> None:
+    config = load_study_config(CountStudy, preset="quick")
+    assert config.seeds == [0] and config.train.epochs == 2
+    assert config.train.lr == 1e-3  # the preset merges into the training section
+    with pytest.raises(ConfigError, match="train.epochz"):
+        load_study_config(CountStudy, overrides=["train.epochz=3"])
+    with pytest.raises(ConfigError, match="unknown preset"):
+        load_study_config(CountStudy, preset="nope")
+    with pytest.raises(ConfigError, match="workers"):
+        load_study_config(CountStudy, overrides=["workers=0"])
