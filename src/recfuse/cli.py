@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "classify": ("recfuse.classify.cli", "Hierarchical genre classification."),
     "audit": ("recfuse.evaluation.audit_cli", "Clever-Hans leakage audits."),
     "generative": ("recfuse.generative.cli", "Semantic IDs and generative recommendation."),
+    "report": ("recfuse.report.cli", "Write a self-contained HTML report of a run or study."),
 }
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
