@@ -104,7 +104,9 @@ class TorchRecommender(Recommender):
                 eval_users = np.random.default_rng(cfg.seed).choice(
                     candidates, cfg.valid_users, replace=False
                 )
-        evaluator = Evaluator(split, ks=(10,), users=eval_users)
+        # validate at the cut-off the selection metric names (NDCG@10 -> 10; MRR needs any)
+        _, _, cutoff = cfg.valid_metric.partition("@")
+        evaluator = Evaluator(split, ks=(int(cutoff) if cutoff else 10,), users=eval_users)
         best, best_state, bad_epochs = -np.inf, None, 0
         started = time.perf_counter()
         bar = tqdm(range(cfg.epochs), desc=f"train {self.name}", disable=not cfg.progress)

@@ -6,14 +6,20 @@ Unknown keys and bad values are errors that name the key, e.g. ``model.paramz: u
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recfuse.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+
+#: a run or output name: one path component, no "..", no separators (it names a folder)
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+#: metrics the `Evaluator` computes at each cut-off K (plus MRR, which has none)
+RANKING_METRICS = ("NDCG", "Recall", "Hit", "Precision")
+PositiveInt = Annotated[int, Field(ge=1)]
 
 
 class Section(BaseModel):
@@ -36,13 +42,13 @@ class DataConfig(Section):
     name: str | None = None
     data_dir: str | None = None
     file: FileSource | None = None
-    k_core: int | None = None
+    k_core: int | None = Field(None, ge=1, le=1000)
 
 
 class SplitConfig(Section):
     protocol: Literal["leave_one_out", "temporal", "ratio", "group_disjoint"] = "leave_one_out"
-    valid_frac: float | None = None
-    test_frac: float | None = None
+    valid_frac: float | None = Field(None, gt=0.0, lt=1.0)
+    test_frac: float | None = Field(None, gt=0.0, lt=1.0)
     column: str | None = None
 
 
@@ -52,32 +58,57 @@ class ModelConfig(Section):
 
 
 class TrainSection(Section):
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    patience: int = 5
-    valid_users: int | None = None
-    max_seconds: float | None = None
+    epochs: int = Field(100, ge=1, le=100_000)
+    batch_size: int = Field(256, ge=1, le=1_000_000)
+    lr: float = Field(1e-3, gt=0.0, le=10.0)
+    weight_decay: float = Field(0.0, ge=0.0, le=10.0)
+    patience: int = Field(5, ge=1, le=100_000)
+    valid_users: int | None = Field(None, ge=1)
+    max_seconds: float | None = Field(None, gt=0.0)
+    valid_metric: str = "NDCG@10"
+
+    @field_validator("valid_metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        check_metric_name(value)
+        return value
 
 
 class EvalConfig(Section):
-    ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
-    batch_users: int = 1024
-    sampled_negatives: int | None = None
-    max_users: int | None = None
+    ks: list[Annotated[int, Field(ge=1, le=10_000)]] = Field(
+        default_factory=lambda: [5, 10, 20], min_length=1, max_length=32
+    )
+    batch_users: int = Field(1024, ge=1, le=1_000_000)
+    sampled_negatives: int | None = Field(None, ge=1, le=1_000_000)
+    max_users: int | None = Field(None, ge=1)
+
+    @field_validator("ks")
+    @classmethod
+    def _distinct(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"cut-offs must be distinct, got {value}")
+        return sorted(value)
 
 
 class RunConfig(Section):
-    name: str = "run"
-    seed: int = 0
-    threads: int | None = None
+    name: str = Field("run", pattern=NAME_PATTERN)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    threads: int | None = Field(None, ge=1, le=256)
     data: DataConfig
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalConfig = Field(default_factory=EvalConfig)
-    output: str = "runs"
+    output: str = Field("runs", min_length=1)
+
+
+def check_metric_name(name: str) -> None:
+    """Raise ValueError unless ``name`` is a metric the `Evaluator` can compute (``NDCG@10``...)."""
+    base, sep, k = name.partition("@")
+    if name == "MRR" or (sep and base in RANKING_METRICS and k.isdigit() and int(k) >= 1):
+        return
+    known = ", ".join(f"{m}@K" for m in RANKING_METRICS)
+    raise ValueError(f"{name!r} is not a ranking metric ({known} or MRR)")
 
 
 def _format_error(exc: ValidationError, source: str) -> str:
@@ -136,6 +167,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

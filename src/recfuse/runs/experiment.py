@@ -34,15 +34,23 @@ class ModelResult:
     fit_seconds: float
     params: dict[str, Any] = field(default_factory=dict)
 
-    def row(
-        self, metrics: tuple[str, ...] = ("NDCG@10", "Recall@10", "MRR", "Coverage@10")
-    ) -> dict[str, Any]:
+    def row(self, metrics: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """Table row; default columns at K = 10, or the smallest cut-off evaluated without 10."""
+        if metrics is None:
+            k = headline_k(self.test.metrics)
+            metrics = (f"NDCG@{k}", f"Recall@{k}", "MRR", f"Coverage@{k}")
         row: dict[str, Any] = {"model": self.name, "protocol": self.test.protocol}
         row.update({f"valid {m}": self.valid.metrics.get(m, np.nan) for m in metrics[:1]})
         row.update({m: self.test.metrics.get(m, np.nan) for m in metrics})
         row["fit s"] = round(self.fit_seconds, 1)
         row["eval s"] = round(self.test.seconds, 1)
         return row
+
+
+def headline_k(metrics: dict[str, float]) -> int:
+    """The cut-off tables lead with: 10 when it was evaluated, else the smallest one."""
+    ks = sorted({int(m.rsplit("@", 1)[1]) for m in metrics if "@" in m})
+    return 10 if 10 in ks or not ks else ks[0]
 
 
 class Experiment:
@@ -71,8 +79,9 @@ class Experiment:
             result = ModelResult(model.name, valid, test, fit_s, model.get_params())
             self.results.append(result)
             if self.verbose:
+                head = f"NDCG@{headline_k(test.metrics)}"  # eval.ks may lack 10
                 print(
-                    f"{model.name}: test NDCG@10 {test.metrics['NDCG@10']:.4f}  fit {fit_s:.1f}s",
+                    f"{model.name}: test {head} {test.metrics[head]:.4f}  fit {fit_s:.1f}s",
                     flush=True,
                 )
             if run is not None:
@@ -166,6 +175,12 @@ def run_config(config: RunConfig) -> Path:
         k: v for k, v in config.split.model_dump().items() if k != "protocol" and v is not None
     }
     split = make_split(dataset, config.split.protocol, seed=config.seed, **split_params)
+    negatives = config.eval.sampled_negatives
+    if negatives is not None and negatives >= split.n_items:
+        raise ConfigError(
+            f"eval.sampled_negatives: {negatives} negatives need more than {split.n_items} items"
+            " (the catalogue's size); leave it unset for full ranking"
+        )
     users = None
     if config.eval.max_users:
         candidates = np.unique(split.test["user"].to_numpy())

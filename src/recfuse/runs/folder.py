@@ -37,6 +37,49 @@ def metrics_markdown(
     return "\n".join(lines) + "\n"
 
 
+def _process_started(pid: int) -> float | None:
+    """Start time (epoch seconds) of a live process, or None if there is none with that id."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, owned by someone else
+    try:
+        # field 22 of /proc/PID/stat: start time in clock ticks after boot (after the comm field,
+        # which may hold spaces, hence the split at its closing parenthesis)
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return 0.0  # alive, start unknown (no /proc): keep its folder
+
+
+def clean_stale(root: Path) -> list[Path]:
+    """Delete ``.tmp-*-PID`` run folders whose owner is gone (a killed ``recfuse run``).
+
+    A folder is stale when no process has its PID, or when the process with that PID started
+    over a minute after the folder was last written (the PID was reused; the margin absorbs
+    the drift of the boot-time clock). Returns what was deleted.
+    """
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for tmp in root.glob(".tmp-*-*"):
+        pid_text = tmp.name.rsplit("-", 1)[-1]
+        if not tmp.is_dir() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        started = _process_started(int(pid_text))
+        if started is None or started > tmp.stat().st_mtime + 60.0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 class RunFolder:
     """A run under construction: ``with RunFolder(root, name) as run: ...``.
 
@@ -51,6 +94,7 @@ class RunFolder:
         self.logger = logging.getLogger(f"recfuse.run.{self.final.name}")
 
     def __enter__(self) -> RunFolder:
+        clean_stale(self.path.parent)
         self.path.mkdir(parents=True, exist_ok=False)
         self._handler = logging.FileHandler(self.path / "log.txt")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
