@@ -119,13 +119,35 @@ class Cell:
 
     @property
     def arm_name(self) -> str:
-        return self.arm if isinstance(self.arm, str) else str(self.arm.name)
+        if isinstance(self.arm, str):
+            return self.arm
+        if isinstance(self.arm, dict):  # a typed arm read back from JSON
+            return str(self.arm["name"])
+        return str(self.arm.name)
 
     def as_json(self) -> dict[str, Any]:
-        return {"arm": _jsonable(self.arm), "seed": self.seed, "dataset": self.dataset}
+        arm = _jsonable(self.arm)
+        if isinstance(arm, dict):  # a typed arm: keep its (derived) name next to its fields
+            arm = {"name": self.arm_name, **arm}
+        return {"arm": arm, "seed": self.seed, "dataset": self.dataset}
 
     def label(self) -> str:
         return f"{self.dataset}/{self.arm_name}/seed{self.seed}"
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short content hash of arrays, frames and JSON-able values (for `Study.inputs`)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, pd.DataFrame):
+            digest.update(pd.util.hash_pandas_object(part, index=False).to_numpy().tobytes())
+            digest.update(json.dumps(list(map(str, part.columns))).encode())
+        elif isinstance(part, np.ndarray):
+            digest.update(str((part.dtype, part.shape)).encode())
+            digest.update(np.ascontiguousarray(part).tobytes())
+        else:
+            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
 
 
 def _jsonable(value: Any) -> Any:
@@ -342,18 +364,25 @@ def run_study(study: Study[Any], config: StudyConfig, progress: bool = True) -> 
         folder.log(f"start {study.name}: {len(config.seeds)} seed(s), {config.workers} worker(s)")
         study.prepare(config, folder)
         finished: dict[str, Finished] = {}
+        asked: list[str] | None = None
         while True:
             wanted = study.cells(config, Results(list(finished.values())))
             keyed = [(study.cell_key(c, config), c) for c in wanted]
             _load_done(folder, keyed, finished)
             todo = [(k, c) for k, c in keyed if k not in finished]
             if not todo:
-                break
+                # cells read back from disk may unlock a later stage: ask again until stable
+                keys = [k for k, _ in keyed]
+                if keys == asked:
+                    break
+                asked = keys
+                continue
+            typed = dict(todo)
             for key in _execute(study, config, folder, todo, progress):
                 done = folder.read(key)
                 if done is None:
                     raise RecfuseError(f"{folder.cells_dir}: cell {key} vanished after it ran")
-                finished[key] = done
+                finished[key] = Finished(typed[key], key, done.result)  # keep the typed arm
         results = Results([finished[k] for k, _ in keyed])
         summary = study.summarize(results, folder)
         _write_summary(folder, results, summary)
@@ -382,15 +411,26 @@ def _execute(
                 yield _run_one(study, config, folder, key, cell)
                 bar.update()
             return
-        # fork: the children inherit prepared state (features in memory) without pickling it
+        # fork: the children inherit the study with its prepared state (features in memory)
+        # through this module's globals, so nothing large is pickled per cell
+        _FORKED.update(study=study, config=config, folder=folder)
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(min(config.workers, len(todo)), mp_context=ctx) as pool:
-            futures = [pool.submit(_run_one, study, config, folder, k, c) for k, c in todo]
+            futures = [pool.submit(_run_forked, k, c) for k, c in todo]
             for future in as_completed(futures):
                 yield future.result()
                 bar.update()
     finally:
+        _FORKED.clear()
         bar.close()
+
+
+_FORKED: dict[str, Any] = {}
+
+
+def _run_forked(key: str, cell: Cell) -> str:
+    """Worker body: the study, config and folder were inherited at fork; only the cell came."""
+    return _run_one(_FORKED["study"], _FORKED["config"], _FORKED["folder"], key, cell)
 
 
 def _run_one(
@@ -539,7 +579,14 @@ class Results:
         self, dataset: str, arms: Sequence[str], reference: str, metric: str
     ) -> list[Comparison]:
         """`compare` for each arm against one reference, p-values Holm-adjusted across arms."""
-        raw = [self.compare(dataset, arm, reference, metric) for arm in arms]
+        return self.compare_pairs(dataset, [(arm, reference) for arm in arms], metric)
+
+    def compare_pairs(
+        self, dataset: str, pairs: Sequence[tuple[str, str]], metric: str
+    ) -> list[Comparison]:
+        """`compare` for each (arm, reference) pair, p-values Holm-adjusted across the pairs
+        (one family: e.g. every comparison behind one claim)."""
+        raw = [self.compare(dataset, arm, reference, metric) for arm, reference in pairs]
         adjusted = holm([c.test.t_pvalue for c in raw])
         return [dataclasses.replace(c, p=p) for c, p in zip(raw, adjusted, strict=True)]
 
@@ -638,6 +685,7 @@ __all__ = [
     "Summary",
     "Verdict",
     "bar_plot",
+    "fingerprint",
     "load_study_config",
     "mean_std",
     "run_study",

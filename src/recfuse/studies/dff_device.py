@@ -73,14 +73,19 @@ def main() -> None:
     procs = []
     for model in models:
         for ds in datasets:
-            extra = "sweep_stride=3, replace_sweep=False" if model == "smollm2" else ""
-            users = max_users.get(ds)
+            sets = [f"datasets=[{ds}]", f"model={model}", f"seeds={list(range(args.seeds))}",
+                    f"output={args.runs}/dff", f"workers={args.workers}",
+                    f"train.device={args.device}"]  # fmt: skip
+            if model == "smollm2":
+                sets += ["sweep_stride=3", "replace_sweep=false"]
+            if ds in max_users:
+                sets.append(f"max_users={max_users[ds]}")
             code = (
                 "import torch; torch.set_num_threads(1)\n"
-                "from recfuse.studies.dff import run_study\n"
-                f"run_study({ds!r}, {model!r}, seeds={args.seeds}, preset={args.preset!r}, "
-                f"max_users={users}, out={args.runs!r}, workers={args.workers}, progress=False, "
-                f"train_device={args.device!r}, {extra})\n"
+                "from recfuse.runs.study import load_study_config, run_study\n"
+                "from recfuse.studies.dff.study import DFFStudy\n"
+                f"config = load_study_config(DFFStudy, preset={args.preset!r}, overrides={sets!r})\n"
+                "run_study(DFFStudy(progress=False), config, progress=False)\n"
             )
             log_path = extras / f"study-{ds}-{Path(model).name}.log"
             procs.append(
