@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from recfuse.errors import ConfigError
-from recfuse.studies.cemg import main, results_table
+from recfuse.runs.study import load_study_config
+from recfuse.studies.cemg import CEMGStudy, results_table
 
 
 def row(method: str, seed: int, recall: float) -> dict:
@@ -32,8 +33,15 @@ def test_results_table_reports_mean_and_std_over_seeds() -> None:
     assert "random codes" not in table  # methods without rows are left out
 
 
-def test_unknown_preset_and_method_are_config_errors(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="preset"):
-        main(preset="huge", out=str(tmp_path))
-    with pytest.raises(ConfigError, match="unknown"):
-        main(methods="cemg,magic", out=str(tmp_path))
+def test_unknown_preset_and_method_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown preset"):
+        load_study_config(CEMGStudy, preset="huge")
+    with pytest.raises(ConfigError, match="methods"):
+        load_study_config(CEMGStudy, overrides=["methods=[cemg, magic]"])
+
+
+def test_presets_keep_the_old_budgets() -> None:
+    smoke = load_study_config(CEMGStudy, preset="smoke")
+    assert (smoke.tokenizer_steps, smoke.train.epochs, smoke.train.max_seconds) == (40, 1, 15)
+    full = load_study_config(CEMGStudy, preset="full")
+    assert full.train.max_seconds is None and full.train.epochs == 300

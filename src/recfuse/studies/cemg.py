@@ -1,6 +1,6 @@
 """`recfuse study cemg`: CEMG vs text-only semantic IDs vs random codes vs SASRec (full CE).
 
-For each seed, on one leave-one-out split of the dataset:
+For each seed, on one leave-one-out split of each dataset (split seed 0):
 
 - ``sasrec``: SASRec trained with full cross-entropy (the baseline TIGER-style papers tend to
   undertrain);
@@ -11,31 +11,35 @@ For each seed, on one leave-one-out split of the dataset:
 - ``random``: random codes of the same shape, same generator (the ablation).
 
 Test Recall@10 / NDCG@10 are full-ranking numbers from the common `Evaluator`; model selection
-uses validation NDCG@10 only. Every (seed, method) result is written as soon as it exists, so an
-interrupted run resumes where it stopped. The run folder holds config, split, versions, per-seed
-results and ``results.md``.
+uses validation NDCG@10 only. Cells are (dataset, method, seed) on the study skeleton, keyed by
+everything that changes their result (budgets included), so an interrupted run resumes and a
+changed budget recomputes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-import torch
+from pydantic import Field
 
-from recfuse.atomic import atomic_path, write_json, write_text
-from recfuse.data import load_dataset
 from recfuse.errors import ConfigError
-from recfuse.evaluation import Evaluator
-from recfuse.provenance import package_versions
-from recfuse.split import Split, make_split
+from recfuse.models.training import TrainConfig
+from recfuse.runs.study import (
+    Cell,
+    CellContext,
+    CellResult,
+    Results,
+    Study,
+    StudyConfig,
+    StudyFolder,
+    Summary,
+    fingerprint,
+    verdict,
+)
 
-METHODS = ("sasrec", "cemg", "text", "random")
+Method = Literal["sasrec", "cemg", "text", "random"]
+METHODS: tuple[str, ...] = ("sasrec", "cemg", "text", "random")
 LABELS = {
     "sasrec": "SASRec (full CE)",
     "cemg": "CEMG (text + collab guided)",
@@ -49,29 +53,21 @@ ORIENTATION = {
 }
 
 
-@dataclass(frozen=True)
-class Budget:
-    """Training budgets of one preset. ``None`` seconds: no time limit (early stopping only)."""
+class CEMGConfig(StudyConfig):
+    """The CEMG study. ``train`` is every recommender's budget; the tokenizer has its own."""
 
-    tokenizer_steps: int
-    tokenizer_seconds: float | None
-    collab_seconds: float | None
-    model_seconds: float | None
-    epochs: int
-    patience: int
-    valid_users: int | None
-
-
-PRESETS = {
-    # a few seconds per step: checks that the study runs end to end, numbers mean nothing
-    "smoke": Budget(40, 15, 10, 15, 1, 1, 200),
-    # what a shared 2-core CPU allows: every model gets the same wall-clock cap
-    "cpu": Budget(1500, 60, 45, 180, 200, 5, 500),
-    # one GPU machine lent for minutes: every model capped at 60 s, early stopping within it
-    "gpu": Budget(3000, 30, 30, 60, 300, 10, 2000),
-    # early stopping alone decides (a GPU machine or a dedicated CPU, for hours)
-    "full": Budget(5000, None, None, None, 300, 10, None),
-}
+    datasets: list[str] = Field(default_factory=lambda: ["amazon-scientific"], min_length=1)
+    methods: list[Method] = Field(default_factory=lambda: list(METHODS), min_length=1)  # type: ignore[arg-type]
+    collab_model: str = "sasrec"
+    levels: int = Field(3, ge=1, le=8)
+    codebook_size: int | None = Field(None, ge=2, le=65_536, description="None: from catalogue")
+    text_features: str | None = Field(None, description=".npy [n_items, d] instead of MiniLM")
+    tokenizer_steps: int = Field(5000, ge=1, le=1_000_000)
+    tokenizer_seconds: float | None = Field(None, gt=0)
+    collab_seconds: float | None = Field(None, gt=0)
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(epochs=300, patience=10, progress=False)
+    )
 
 
 def text_features(dataset_name: str, path: str | None) -> np.ndarray:
@@ -79,93 +75,152 @@ def text_features(dataset_name: str, path: str | None) -> np.ndarray:
     if path:
         return np.load(path, allow_pickle=False).astype(np.float32)
     from recfuse.classify.embed import embed_texts
+    from recfuse.data import load_dataset
 
     return embed_texts(load_dataset(dataset_name).item_texts(), model="minilm")
 
 
-def run_method(
-    method: str,
-    split: Split,
-    features: np.ndarray,
-    seed: int,
-    budget: Budget,
-    device: str,
-    folder: Path,
-    collab_model: str = "sasrec",
-    levels: int = 3,
-    codebook_size: int | None = None,
-) -> dict[str, Any]:
-    """Fit one method for one seed and evaluate it on the test period; returns one table row."""
+def _semantic_ids(
+    method: str, split: Any, features: np.ndarray, seed: int, config: CEMGConfig, device: str
+) -> tuple[Any, dict[str, Any], float]:
+    """The codes of one method: (ids, extra row fields, tokenizer seconds)."""
     from recfuse.generative.collaborative import collaborative_embeddings
-    from recfuse.generative.recommender import GenerativeRecommender
     from recfuse.generative.semantic_ids import (
         TokenizerConfig,
         config_dict,
         fit_semantic_ids,
         random_semantic_ids,
     )
-    from recfuse.models import SASRec
 
-    train = {
-        "seed": seed,
-        "epochs": budget.epochs,
-        "patience": budget.patience,
-        "max_seconds": budget.model_seconds,
-        "valid_users": budget.valid_users,
-        "progress": False,
-        "device": device,
-    }
-    row: dict[str, Any] = {"method": method, "seed": seed}
-    tokenizer_seconds = 0.0
-    if method == "sasrec":
-        model: Any = SASRec(dim=64, loss="ce", **train)
+    cfg = TokenizerConfig(
+        levels=config.levels, codebook_size=config.codebook_size, steps=config.tokenizer_steps,
+        max_seconds=config.tokenizer_seconds, seed=seed, device=device,
+    )  # fmt: skip
+    extra: dict[str, Any] = {}
+    seconds = 0.0
+    if method == "random":
+        ids = random_semantic_ids(split.n_items, config.levels, config.codebook_size, seed)
+    elif method == "text":
+        ids = fit_semantic_ids({"text": features}, None, cfg)
     else:
-        cfg = TokenizerConfig(
-            levels=levels,
-            codebook_size=codebook_size,
-            steps=budget.tokenizer_steps,
-            max_seconds=budget.tokenizer_seconds,
-            seed=seed,
-            device=device,
+        collab, report = collaborative_embeddings(
+            split, config.collab_model, seed=seed, max_seconds=config.collab_seconds, device=device
         )
-        if method == "random":
-            ids = random_semantic_ids(split.n_items, levels, codebook_size, seed)
-        elif method == "text":
-            ids = fit_semantic_ids({"text": features}, None, cfg)
-        elif method == "cemg":
-            collab, collab_report = collaborative_embeddings(
-                split, collab_model, seed=seed, max_seconds=budget.collab_seconds, device=device
-            )
-            row["collab"] = collab_report
-            tokenizer_seconds += collab_report["seconds"]
-            ids = fit_semantic_ids({"text": features}, collab, cfg)
+        extra["collab"] = report
+        seconds += report["seconds"]
+        ids = fit_semantic_ids({"text": features}, collab, cfg)
+    seconds += ids.seconds
+    extra["tokenizer"] = {**ids.summary(), "config": config_dict(cfg)}
+    return ids, extra, seconds
+
+
+class CEMGStudy(Study[CEMGConfig]):
+    """CEMG's claims: collaborative guidance beats text-only and random codes."""
+
+    name = "cemg"
+    config_type = CEMGConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        # a few seconds per step: checks that the study runs end to end, numbers mean nothing
+        "smoke": {"tokenizer_steps": 40, "tokenizer_seconds": 15, "collab_seconds": 10,
+                  "train": {"max_seconds": 15, "epochs": 1, "patience": 1, "valid_users": 200}},
+        # what a shared 2-core CPU allows: every model gets the same wall-clock cap
+        "cpu": {"tokenizer_steps": 1500, "tokenizer_seconds": 60, "collab_seconds": 45,
+                "train": {"max_seconds": 180, "epochs": 200, "patience": 5, "valid_users": 500}},
+        # one GPU machine lent for minutes: every model capped at 60 s, early stopping within it
+        "gpu": {"tokenizer_steps": 3000, "tokenizer_seconds": 30, "collab_seconds": 30,
+                "train": {"max_seconds": 60, "epochs": 300, "patience": 10, "valid_users": 2000}},
+        # early stopping alone decides (a GPU machine or a dedicated CPU, for hours)
+        "full": {},
+    }  # fmt: skip
+
+    def __init__(self) -> None:
+        self.splits: dict[str, Any] = {}
+        self.features: dict[str, np.ndarray] = {}
+        self.keys: dict[str, dict[str, Any]] = {}
+
+    def prepare(self, config: CEMGConfig, folder: StudyFolder) -> None:
+        from recfuse.data import load_dataset
+        from recfuse.split import make_split
+
+        for ds in config.datasets:
+            split = make_split(load_dataset(ds), "leave_one_out", 0)
+            if not (folder.path / "splits" / ds / "split.json").is_file():
+                split.save(folder.path / "splits" / ds)
+            feats = text_features(ds, config.text_features)
+            if len(feats) != split.n_items:
+                raise ConfigError(f"text features have {len(feats)} rows, {ds} has {split.n_items}")
+            self.splits[ds], self.features[ds] = split, feats
+            self.keys[ds] = {
+                "split": fingerprint(split.train, split.valid, split.test),
+                "features": fingerprint(feats),
+            }
+
+    def inputs(self, cell: Cell, config: CEMGConfig) -> dict[str, Any]:
+        return self.keys[cell.dataset]
+
+    def cells(self, config: CEMGConfig, done: Results) -> list[Cell]:
+        return [
+            Cell(m, s, d) for d in config.datasets for s in config.seeds for m in config.methods
+        ]
+
+    def run_cell(self, cell: Cell, ctx: CellContext) -> CellResult:
+        from recfuse.evaluation import Evaluator
+        from recfuse.generative.recommender import GenerativeRecommender
+        from recfuse.models import SASRec
+
+        config: CEMGConfig = ctx.config  # type: ignore[assignment]
+        split, method = self.splits[cell.dataset], cell.arm_name
+        train = ctx.train_config(cell.seed, progress=False)
+        info: dict[str, Any] = {"tokenizer_seconds": 0.0}
+        if method == "sasrec":
+            model: Any = SASRec(dim=64, loss="ce", train=train)
         else:
-            raise ConfigError(f"method {method!r} is not one of {', '.join(METHODS)}")
-        tokenizer_seconds += ids.seconds
-        row["tokenizer"] = {**ids.summary(), "config": config_dict(cfg)}
-        with atomic_path(folder / f"codes_{method}.npy") as tmp, tmp.open("wb") as fh:
-            np.save(fh, ids.codes)
-        model = GenerativeRecommender(ids.codes, name=method, **train)
-    model.fit(split)
-    result = Evaluator(split, ks=(10, 20)).evaluate(model, "test")
-    row.update(
-        {
-            "Recall@10": result.metrics["Recall@10"],
-            "NDCG@10": result.metrics["NDCG@10"],
-            "Recall@20": result.metrics["Recall@20"],
-            "NDCG@20": result.metrics["NDCG@20"],
-            "Coverage@10": result.metrics["Coverage@10"],
-            "valid_NDCG@10": model.best_valid_,
-            "epochs_run": len(model.history_),
-            "tokenizer_seconds": tokenizer_seconds,
-            "train_seconds": model.train_seconds_,
-            "inference_seconds": result.seconds,
-            "inference_ms_per_user": 1000 * result.seconds / max(result.metrics["users"], 1),
-            "test_users": int(result.metrics["users"]),
-            "params": {k: v for k, v in model.get_params().items() if k != "train"},
-        }
-    )
-    return row
+            feats = self.features[cell.dataset]
+            ids, extra, seconds = _semantic_ids(method, split, feats, cell.seed, config, ctx.device)
+            info.update(extra, tokenizer_seconds=seconds)
+            codes = ctx.folder.path / "codes" / f"{cell.dataset}-{method}-seed{cell.seed}.npy"
+            codes.parent.mkdir(parents=True, exist_ok=True)
+            from recfuse.atomic import atomic_path
+
+            with atomic_path(codes) as tmp, tmp.open("wb") as fh:
+                np.save(fh, ids.codes)
+            model = GenerativeRecommender(ids.codes, name=method, train=train)
+        model.fit(split)
+        result = Evaluator(split, ks=(10, 20)).evaluate(model, "test")
+        names = ("Recall@10", "NDCG@10", "Recall@20", "NDCG@20", "Coverage@10")
+        metrics = {k: result.metrics[k] for k in names}
+        metrics["valid NDCG@10"] = model.best_valid_
+        info.update(
+            epochs_run=len(model.history_), train_seconds=model.train_seconds_,
+            inference_seconds=result.seconds,
+            inference_ms_per_user=1000 * result.seconds / max(result.metrics["users"], 1),
+            test_users=int(result.metrics["users"]),
+            params={k: v for k, v in model.get_params().items() if k != "train"},
+        )  # fmt: skip
+        return CellResult(metrics, result.per_user[["user", "NDCG@10", "Recall@10"]], info)
+
+    def summarize(self, results: Results, folder: StudyFolder) -> Summary:
+        text, verdicts = [], []
+        for ds in dict.fromkeys(f.cell.dataset for f in results.cells):
+            rows = [_row(f) for f in results.cells if f.cell.dataset == ds]
+            text.append(results_table(rows, ds, _preset_label(folder)))
+            present = {r["method"] for r in rows}
+            pairs = [("cemg", ref) for ref in ("text", "random") if {"cemg", ref} <= present]
+            for cmp in results.compare_pairs(ds, pairs, "NDCG@10"):
+                verdicts.append(verdict(f"{ds}: {cmp.arm} > {cmp.reference}", cmp))
+        markdown = "\n".join(text)
+        print(markdown)
+        print(f"study folder: {folder.path}")
+        return Summary(markdown, verdicts)
+
+
+def _preset_label(folder: StudyFolder) -> str:
+    return folder.path.name
+
+
+def _row(f: Any) -> dict[str, Any]:
+    """A finished cell as the flat row `results_table` reads."""
+    return {"method": f.cell.arm_name, "seed": f.cell.seed, **f.result.metrics, **f.result.info}
 
 
 def _mean_std(values: list[float]) -> str:
@@ -178,7 +233,7 @@ def _mean_std(values: list[float]) -> str:
 def results_table(rows: list[dict[str, Any]], dataset: str, preset: str) -> str:
     """Markdown table: mean ± std over seeds per method, then the orientation numbers."""
     lines = [
-        f"### {dataset} (preset `{preset}`, leave-one-out, full ranking)",
+        f"### {dataset} (`{preset}`, leave-one-out, full ranking)",
         "",
         "| method | seeds | Recall@10 | NDCG@10 | collision rate | codebook usage (per level) "
         "| tokenizer s | train s | inference ms/user |",
@@ -206,104 +261,3 @@ def results_table(rows: list[dict[str, Any]], dataset: str, preset: str) -> str:
     for label, (recall, ndcg) in ORIENTATION.items():
         lines.append(f"| *{label}* | – | {recall:.4f} | {ndcg:.4f} | – | – | – | – | – |")
     return "\n".join(lines) + "\n"
-
-
-def finished(folder: Path) -> list[dict[str, Any]]:
-    """Every (seed, method) row written in a run folder, by seed then method."""
-    rows = [json.loads(p.read_text()) for p in folder.glob("seed_*/*.json")]
-    return sorted(rows, key=lambda r: (r["seed"], METHODS.index(r["method"])))
-
-
-def main(
-    dataset: str = "amazon-scientific",
-    seeds: int = 3,
-    first_seed: int = 0,
-    preset: str = "full",
-    out: str = "runs",
-    methods: str = ",".join(METHODS),
-    collab_model: str = "sasrec",
-    levels: int = 3,
-    codebook_size: int = 0,
-    text_features_path: str = "",
-    device: str = "cpu",
-    threads: int = 1,
-) -> None:
-    """CEMG vs text-only semantic IDs vs random codes vs SASRec, over seeds, into a run folder.
-
-    Reports test Recall/NDCG@10 (full ranking), collision rate, codebook usage and time.
-
-    Seeds first_seed .. first_seed + seeds - 1 run here; processes started with different
-    first_seed values share one run folder (the seeds are not part of its key), and the table
-    covers every seed finished there.
-
-    codebook_size 0 picks K from the catalogue size; text_features_path is an optional .npy
-    [n_items, d] used instead of MiniLM features.
-    """
-    if preset not in PRESETS:
-        raise ConfigError(f"preset {preset!r} is not one of {', '.join(PRESETS)}")
-    chosen = [m.strip() for m in methods.split(",") if m.strip()]
-    unknown = sorted(set(chosen) - set(METHODS))
-    if unknown:
-        raise ConfigError(f"methods: unknown {', '.join(unknown)} (known: {', '.join(METHODS)})")
-    torch.set_num_threads(threads)
-    budget = PRESETS[preset]
-    config = {
-        "study": "cemg",
-        "dataset": dataset,
-        "preset": preset,
-        "budget": asdict(budget),
-        "methods": chosen,
-        "collab_model": collab_model,
-        "levels": levels,
-        "codebook_size": codebook_size or "auto",
-        "text_features": text_features_path or "minilm mean of last layer (recfuse.classify)",
-        "split": "leave_one_out",
-        "device": device,
-        "threads": threads,
-    }
-    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-    folder = Path(out) / f"cemg-{dataset}-{preset}-{key}"
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "config.json", config)  # the seeds are the seed_* folders
-    write_json(folder / "versions.json", package_versions(("peft", "vector-quantize-pytorch")))
-    data = load_dataset(dataset)
-    split = make_split(data, "leave_one_out", 0)
-    if not (folder / "split" / "split.json").is_file():
-        split.save(folder / "split")
-    features = text_features(dataset, text_features_path or None)
-    if len(features) != split.n_items:
-        raise ConfigError(f"text features have {len(features)} rows, {dataset} has {split.n_items}")
-    for seed in range(first_seed, first_seed + seeds):
-        seed_dir = folder / f"seed_{seed}"
-        seed_dir.mkdir(exist_ok=True)
-        for method in chosen:
-            path = seed_dir / f"{method}.json"
-            if path.is_file():  # resumable: a finished (seed, method) is not recomputed
-                continue
-            started = time.perf_counter()
-            row = run_method(
-                method,
-                split,
-                features,
-                seed,
-                replace(budget),
-                device,
-                seed_dir,
-                collab_model=collab_model,
-                levels=levels,
-                codebook_size=codebook_size or None,
-            )
-            row["wall_seconds"] = time.perf_counter() - started
-            write_json(path, row)
-            print(
-                f"[cemg] {dataset} seed {seed} {method}: Recall@10 {row['Recall@10']:.4f} "
-                f"NDCG@10 {row['NDCG@10']:.4f} ({row['wall_seconds']:.0f} s)",
-                flush=True,
-            )
-            write_text(folder / "results.md", results_table(finished(folder), dataset, preset))
-    rows = finished(folder)
-    write_json(folder / "results.json", rows)
-    table = results_table(rows, dataset, preset)
-    write_text(folder / "results.md", table)
-    print(table)
-    print(f"run folder: {folder}")
