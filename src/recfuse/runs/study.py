@@ -140,7 +140,11 @@ def fingerprint(*parts: Any) -> str:
     digest = hashlib.sha256()
     for part in parts:
         if isinstance(part, pd.DataFrame):
-            digest.update(pd.util.hash_pandas_object(part, index=False).to_numpy().tobytes())
+            try:
+                hashed = pd.util.hash_pandas_object(part, index=False)
+            except TypeError:  # unhashable cells (lists): hash their text
+                hashed = pd.util.hash_pandas_object(part.astype(str), index=False)
+            digest.update(hashed.to_numpy().tobytes())
             digest.update(json.dumps(list(map(str, part.columns))).encode())
         elif isinstance(part, np.ndarray):
             digest.update(str((part.dtype, part.shape)).encode())

@@ -10,23 +10,25 @@ the review-filter threshold, every decision threshold) and scored once on test:
 - flat_logreg, tfidf_logreg: one-vs-rest logistic regression on the frozen features / on TF-IDF;
 - booklyn-books only: higemine with blurb only, blurb + all reviews, blurb + filtered reviews.
 
-Each (dataset, split, seed) cell is written to ``cells/`` when it finishes, so a rerun resumes. The
-run folder gets config, versions, the parts of every split, results (CSV + Markdown), paired
-significance tests, the random vs author-disjoint gap, review-filter examples and a plot.
+Each (dataset, split, seed) is one cell of the study skeleton (`recfuse.runs.study`), keyed by
+everything that changes its result, so a rerun resumes and a changed setting recomputes. The
+study folder gets config, versions, every cell (with the parts of its split), results (CSV +
+Markdown), paired significance tests, the random vs author-disjoint gap, review-filter examples,
+a plot, and verdicts: a claim holds only with >= 3 seeds and a significant paired t-test over
+seeds (Holm-corrected within the dataset and split) in the claimed direction.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from recfuse.atomic import atomic_path, write_json, write_text
+from recfuse.atomic import atomic_path, write_json
 from recfuse.classify.metrics import all_scores, example_f1, per_genre_table
 from recfuse.classify.pipeline import (
     METHODS,
@@ -39,8 +41,21 @@ from recfuse.classify.pipeline import (
 from recfuse.classify.review_filter import filter_report, keep_mask
 from recfuse.classify.significance import paired_t, sign_flip_test
 from recfuse.classify.splits import SPLIT_KINDS, split_parts
-from recfuse.errors import ConfigError
-from recfuse.provenance import package_versions
+from recfuse.evaluation.significance import holm, paired_arrays
+from recfuse.runs.study import (
+    Cell,
+    CellContext,
+    CellResult,
+    Comparison,
+    Results,
+    Study,
+    StudyConfig,
+    StudyFolder,
+    Summary,
+    Verdict,
+    fingerprint,
+    verdict,
+)
 
 METRICS = ("l1_acc", "l1_f1", "l2_micro_f1", "l2_macro_f1", "h_f1")
 REVIEW_VARIANTS = ("none", "all")  # besides the default "filtered" (booklyn-books)
@@ -276,67 +291,111 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def main(
-    datasets: str = "goodreads-books,booklyn-books",
-    seeds: int = 5,
-    model: str = "minilm",
-    limit: int | None = None,
-    out: str = "runs",
-    threads: int = 1,
-) -> Path:
-    """HiGeMine: hierarchical + graph vs flat genre prediction, filtered vs unfiltered reviews."""
-    import torch
+class HiGeMineConfig(StudyConfig):
+    """The HiGeMine study: datasets, seeds, the frozen text model and an optional book limit."""
 
-    torch.set_num_threads(threads)
-    names = [d.strip() for d in datasets.split(",") if d.strip()]
-    for name in names:
-        if name not in ("goodreads-books", "booklyn-books"):
-            raise ConfigError(f"higemine study: unknown dataset {name!r}")
-    if seeds < 1:
-        raise ConfigError("higemine study: seeds must be >= 1")
-    config = {"study": "higemine", "datasets": names, "seeds": list(range(seeds)), "model": model,
-              "limit": limit, "splits": list(SPLIT_KINDS), "fractions": [0.7, 0.1, 0.2],
-              "methods": list(METHODS), "threads": threads,
-              "level2_decode": "top-1 genre for single-label data (booklyn-books), "
-                               "per-genre validation thresholds otherwise"}  # fmt: skip
-    tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
-    folder = Path(out) / f"higemine-{tag}"
-    (folder / "cells").mkdir(parents=True, exist_ok=True)
-    write_json(folder / "config.json", config)
-    write_json(folder / "versions.json", package_versions())
-    cells = []
-    for name in names:
-        corpus = load_corpus(name, model, limit)
-        for split in SPLIT_KINDS:
-            for seed in range(seeds):
-                path = folder / "cells" / f"{name}_{split}_{seed}.json"
-                if path.is_file():  # resume: this cell is done
-                    cell = json.loads(path.read_text())
-                else:
-                    start = time.perf_counter()
-                    cell = {"dataset": name, **run_cell(corpus, split, seed)}
-                    write_json(path, cell)
-                    print(f"{name} {split} seed {seed}: {time.perf_counter() - start:.0f} s "
-                          f"higemine l2_micro_f1 {cell['variants']['higemine']['scores']['l2_micro_f1']:.3f}",
-                          flush=True)  # fmt: skip
-                cells.append(cell)
-    frame = summarize(cells)
-    with atomic_path(folder / "results.csv") as tmp:
-        frame.to_csv(tmp, index=False)
-    tests = comparisons(cells)
-    write_json(folder / "significance.json", tests)
-    filters = pd.DataFrame([
-        {"split": c["split"], "seed": c["seed"], **{k: c["filter"][k] for k in
-         ("threshold", "kept", "dropped", "books_with_kept_reviews")}}
-        for c in cells if "filter" in c
-    ])  # fmt: skip
-    examples = [
-        {"split": c["split"], "seed": c["seed"], **c["filter"]} for c in cells if "filter" in c
-    ]
-    if examples:
-        write_json(folder / "filter_examples.json", examples[0])
-    write_text(folder / "results.md", f"# HiGeMine study ({tag})\n\nConfig: `{json.dumps(config)}`\n\n"
-               + results_markdown(frame, tests, filters, per_genre_frame(cells)))  # fmt: skip
-    plot(frame, folder / "l2_micro_f1.png")
-    print(f"results: {folder / 'results.md'}")
-    return folder
+    datasets: list[Literal["goodreads-books", "booklyn-books"]] = Field(  # type: ignore[assignment]
+        default_factory=lambda: ["goodreads-books", "booklyn-books"], min_length=1
+    )
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+    model: str = Field("minilm", min_length=1)
+    limit: int | None = Field(None, ge=20, description="keep the first N labelled books (tests)")
+    splits: list[Literal["random", "author"]] = Field(
+        default_factory=lambda: list(SPLIT_KINDS), min_length=1
+    )
+
+
+#: claims (a > b) tested per dataset and split, Holm-corrected together
+CLAIMS = [("higemine", "flat_mlp"), ("higemine", "flat_logreg"), ("higemine", "hier_nograph"),
+          ("higemine", "higemine[reviews=all]")]  # fmt: skip
+
+
+class HiGeMineStudy(Study[HiGeMineConfig]):
+    """One cell per (dataset, split, seed); each trains and scores every variant."""
+
+    name = "higemine"
+    config_type = HiGeMineConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        # seconds: 200 goodreads books, one split, two seeds (numbers mean nothing)
+        "tiny": {"datasets": ["goodreads-books"], "seeds": [0, 1], "limit": 200,
+                 "splits": ["random"]},
+        "full": {},
+    }  # fmt: skip
+
+    def __init__(self) -> None:
+        self.corpora: dict[str, BookCorpus] = {}
+
+    def prepare(self, config: HiGeMineConfig, folder: StudyFolder) -> None:
+        for name in config.datasets:
+            self.corpora[name] = load_corpus(name, config.model, config.limit)
+
+    def inputs(self, cell: Cell, config: HiGeMineConfig) -> dict[str, Any]:
+        corpus = self.corpora[cell.dataset]
+        return {"books": fingerprint(corpus.table), "n_reviews": None if corpus.reviews is None
+                else len(corpus.reviews.book)}  # fmt: skip
+
+    def cells(self, config: HiGeMineConfig, done: Results) -> list[Cell]:
+        return [Cell(split, seed, name) for name in config.datasets for split in config.splits
+                for seed in config.seeds]  # fmt: skip
+
+    def run_cell(self, cell: Cell, ctx: CellContext) -> CellResult:
+        start = time.perf_counter()
+        record = {"dataset": cell.dataset, **run_cell(self.corpora[cell.dataset], cell.arm_name,
+                                                      cell.seed)}  # fmt: skip
+        ctx.log(f"{cell.label()}: {time.perf_counter() - start:.0f} s higemine l2_micro_f1 "
+                f"{record['variants']['higemine']['scores']['l2_micro_f1']:.3f}")  # fmt: skip
+        metrics = {f"{name} {m}": v["scores"][m] for name, v in record["variants"].items()
+                   for m in METRICS}  # fmt: skip
+        return CellResult(metrics, None, {"record": record})
+
+    def summarize(self, results: Results, folder: StudyFolder) -> Summary:
+        cells = [f.result.info["record"] for f in results.cells]
+        frame = summarize(cells)
+        with atomic_path(folder.path / "results.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+        tests = comparisons(cells)
+        write_json(folder.path / "significance.json", tests)
+        filters = pd.DataFrame([
+            {"split": c["split"], "seed": c["seed"], **{k: c["filter"][k] for k in
+             ("threshold", "kept", "dropped", "books_with_kept_reviews")}}
+            for c in cells if "filter" in c
+        ])  # fmt: skip
+        examples = [{"split": c["split"], "seed": c["seed"], **c["filter"]}
+                    for c in cells if "filter" in c]  # fmt: skip
+        if examples:
+            write_json(folder.path / "filter_examples.json", examples[0])
+        markdown = "# HiGeMine study\n\n" + results_markdown(
+            frame, tests, filters, per_genre_frame(cells)
+        )
+        plot_path = folder.path / "l2_micro_f1.png"
+        plot(frame, plot_path)
+        print(f"results: {folder.path / 'results.md'}")
+        return Summary(markdown, claim_verdicts(cells), [str(plot_path)])
+
+
+def seed_comparison(group: list[dict[str, Any]], a: str, b: str, metric: str) -> Comparison:
+    """``a`` against ``b`` on one dataset and split: a paired t-test over seeds."""
+    test = paired_arrays(
+        np.array([c["variants"][a]["scores"][metric] for c in group]),
+        np.array([c["variants"][b]["scores"][metric] for c in group]),
+        metric,
+    )
+    seeds = tuple(int(c["seed"]) for c in group)
+    label = f"{group[0]['dataset']}/{group[0]['split']}"
+    return Comparison(label, a, b, metric, seeds, test, test.t_pvalue)
+
+
+def claim_verdicts(cells: list[dict[str, Any]], metric: str = "h_f1") -> list[Verdict]:
+    """One verdict per claim (a > b in hierarchical F1) per dataset and split."""
+    out: list[Verdict] = []
+    keys = dict.fromkeys((c["dataset"], c["split"]) for c in cells)
+    for dataset, split in keys:
+        group = sorted((c for c in cells if c["dataset"] == dataset and c["split"] == split),
+                       key=lambda c: c["seed"])  # fmt: skip
+        pairs = [(a, b) for a, b in CLAIMS if {a, b} <= set(group[0]["variants"])]
+        raw = [seed_comparison(group, a, b, metric) for a, b in pairs]
+        adjusted = holm([c.test.t_pvalue for c in raw])
+        for cmp, p in zip(raw, adjusted, strict=True):
+            cmp = Comparison(cmp.dataset, cmp.arm, cmp.reference, metric, cmp.seeds, cmp.test, p)
+            out.append(verdict(f"{cmp.dataset}: {cmp.arm} > {cmp.reference} ({metric})", cmp))
+    return out
