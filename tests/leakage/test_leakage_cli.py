@@ -41,7 +41,11 @@ def test_audit_leakage_on_chembl_subset(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["task"] == "regression" and report["features"] == "morgan"
     assert set(report["records"][0]["splits"]) == {"random", "group_disjoint", "scaffold"}
-    assert report["verdict"]["recommended_split"] in ("random", "group_disjoint")
+    judged = report["verdict"]
+    # the recommendation follows from the measured evidence (it is not a constant)
+    leaky = judged["evidence"] >= 0.2 or judged["relative_split_gap"] >= 0.1
+    assert judged["recommended_split"] == ("group_disjoint" if leaky else "random")
+    assert judged["control_passed"] is True  # shuffled labels fall to chance
     assert any("subsampled 25" in n for n in report["notes"])
     for name in ("config.json", "versions.json", "report.md", "seeds/seed_0.json"):
         assert (out / name).is_file()

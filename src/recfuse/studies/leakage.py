@@ -1,8 +1,10 @@
 """Study: the Clever-Hans audit on ChEMBL assays, Goodreads books and Amazon items, over seeds.
 
-Writes into one run folder (default ``runs/study-leakage``; a rerun resumes finished seeds):
-``<case>/`` (each audit's config, per-seed records and report), ``results.md``,
-``results.json`` and ``leakage.png``.
+One cell of the study skeleton per (case, seed): every probe of the audit for that seed. The
+study folder (a rerun resumes finished cells; a changed setting recomputes) holds ``<case>/``
+(each audit's report and the seeds' splits), ``results.md``, ``results.json`` and
+``leakage.png``. Verdicts follow the 3-seed rule: "who made it beats chance" holds only with
+≥ 3 seeds and a significant paired t-test over seeds (Holm-corrected across cases).
 """
 
 from __future__ import annotations
@@ -10,12 +12,27 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-import typer
+from pydantic import Field
 
-from recfuse.atomic import atomic_path, write_json, write_text
+from recfuse.atomic import atomic_path
 from recfuse.evaluation.leakage.report import split_order
+from recfuse.evaluation.significance import holm, paired_arrays
+from recfuse.runs.study import (
+    Cell,
+    CellContext,
+    CellResult,
+    Comparison,
+    Results,
+    Study,
+    StudyConfig,
+    StudyFolder,
+    Summary,
+    Verdict,
+    fingerprint,
+    verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -154,74 +171,125 @@ def plot(payloads: dict[str, dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def main(
-    out: Path = typer.Option(
-        Path("runs/study-leakage"), help="Run folder (resumes finished seeds)."
-    ),
-    seeds: int = typer.Option(5, min=1, help="Seeds 0..N-1 per case."),
-    cases: str = typer.Option(
-        "chembl,goodreads,amazon", help=f"Comma-separated: {', '.join(CASES)}."
-    ),
-    chembl_max_groups: int = typer.Option(300, help="Assays kept from ChEMBL (random, seed 0)."),
-    probe: str = typer.Option("knn", help="Group probe: knn or mlp."),
-    threads: int = typer.Option(1, min=1, help="torch threads."),
-) -> None:
-    """Run the leakage audit for each case over seeds; write results.md, results.json, leakage.png."""
-    import torch
+CaseKey = Literal["chembl", "goodreads", "goodreads-minilm", "amazon"]
 
-    from recfuse.errors import ConfigError
-    from recfuse.evaluation.leakage.audit import AuditConfig, run_audit
-    from recfuse.evaluation.leakage.cases import load_audit_table
-    from recfuse.evaluation.leakage.provenance import write_run_config
-    from recfuse.evaluation.leakage.report import build_report, write_report
 
-    torch.set_num_threads(threads)
-    chosen = [c.strip() for c in cases.split(",") if c.strip()]
-    unknown = [c for c in chosen if c not in CASES]
-    if unknown:
-        raise ConfigError(f"--cases: unknown {unknown}; known: {', '.join(CASES)}")
-    config = AuditConfig(seeds=tuple(range(seeds)), probe=probe)
-    write_run_config(
-        out,
-        {
-            "study": "leakage",
-            "cases": {c: vars(CASES[c]) for c in chosen},
-            "chembl_max_groups": chembl_max_groups,
-            "audit": config.to_json(),
-            "threads": threads,
-        },
+class LeakageConfig(StudyConfig):
+    """Cases (``datasets``: keys of `CASES`), seeds, the ChEMBL subsample and the group probe."""
+
+    datasets: list[CaseKey] = Field(  # type: ignore[assignment]
+        default_factory=lambda: ["chembl", "goodreads", "amazon"], min_length=1
     )
-    payloads: dict[str, dict[str, Any]] = {}
-    for key in chosen:
-        case = CASES[key]
-        table = load_audit_table(
-            case.dataset,
-            case.group,
-            case.target,
-            case.context,
-            features=case.features,
-            max_groups=chembl_max_groups if case.subsample else None,
-        )
-        folder = out / key
-        write_run_config(
-            folder, {"case": vars(case), "audit": config.to_json(), "notes": table.notes}
-        )
-        records = run_audit(table, config, folder)
-        markdown, payload = build_report(table, records, config.to_json())
-        write_report(folder, markdown, payload)
-        payloads[key] = payload
-        typer.echo(f"{key}: {payload['verdict']['summary']}")
-    write_text(out / "results.md", results_markdown(payloads))
-    write_json(
-        out / "results.json",
-        {
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+    chembl_max_groups: int = Field(300, ge=2, le=1_000_000)
+    probe: Literal["knn", "mlp"] = "knn"
+
+
+class LeakageStudy(Study[LeakageConfig]):
+    """The Clever-Hans audit per case and seed."""
+
+    name = "leakage"
+    config_type = LeakageConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        # seconds: 25 ChEMBL assays, 2 seeds (numbers mean nothing)
+        "tiny": {"datasets": ["chembl"], "seeds": [0, 1], "chembl_max_groups": 25},
+        "full": {},
+    }
+
+    def __init__(self) -> None:
+        self.config = LeakageConfig()
+        self.tables: dict[str, Any] = {}
+        self.clusters: dict[str, Any] = {}
+
+    def audit_config(self, config: LeakageConfig) -> Any:
+        from recfuse.evaluation.leakage.audit import AuditConfig
+
+        return AuditConfig(seeds=tuple(config.seeds), probe=config.probe)
+
+    def prepare(self, config: LeakageConfig, folder: StudyFolder) -> None:
+        from recfuse.evaluation.leakage.audit import structure_clusters
+        from recfuse.evaluation.leakage.cases import load_audit_table
+
+        self.config = config
+        for key in config.datasets:
+            case = CASES[key]
+            self.tables[key] = load_audit_table(
+                case.dataset, case.group, case.target, case.context, features=case.features,
+                max_groups=config.chembl_max_groups if case.subsample else None,
+            )  # fmt: skip
+            self.clusters[key] = structure_clusters(self.tables[key])
+
+    def inputs(self, cell: Cell, config: LeakageConfig) -> dict[str, Any]:
+        table = self.tables[cell.dataset]
+        audit = self.audit_config(config).to_json()
+        audit.pop("seeds")  # the cell's own seed is in its key; the others are not its input
+        return {"case": vars(CASES[cell.dataset]), "audit": audit, "rows": table.n_rows,
+                "groups": fingerprint(table.groups), "notes": table.notes}  # fmt: skip
+
+    def cells(self, config: LeakageConfig, done: Results) -> list[Cell]:
+        return [Cell("audit", seed, key) for key in config.datasets for seed in config.seeds]
+
+    def run_cell(self, cell: Cell, ctx: CellContext) -> CellResult:
+        from recfuse.evaluation.leakage.audit import audit_seed, save_splits
+
+        config: LeakageConfig = ctx.config  # type: ignore[assignment]
+        table, clusters = self.tables[cell.dataset], self.clusters[cell.dataset]
+        audit = self.audit_config(config)
+        record = audit_seed(table, cell.seed, audit, clusters)
+        path = ctx.folder.path / cell.dataset / "splits" / f"seed_{cell.seed}.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_splits(table, cell.seed, audit, clusters, path)
+        top5 = _leaf(record, "random.who_made_it.top5")
+        return CellResult({"who_top5": top5}, None, {"record": record})
+
+    def summarize(self, results: Results, folder: StudyFolder) -> Summary:
+        from recfuse.atomic import write_json
+        from recfuse.evaluation.leakage.report import build_report, write_report
+
+        payloads: dict[str, dict[str, Any]] = {}
+        records_of: dict[str, list[dict[str, Any]]] = {}
+        for key in dict.fromkeys(f.cell.dataset for f in results.cells):
+            cells = sorted(results.get(key, "audit"), key=lambda f: f.cell.seed)
+            records = [f.result.info["record"] for f in cells]
+            seeds = [f.cell.seed for f in cells]  # the seeds this case finished
+            config_json = self.audit_config(self.config.model_copy(update={"seeds": seeds}))
+            config_json = config_json.to_json()
+            markdown, payload = build_report(self.tables[key], records, config_json)
+            write_report(folder.path / key, markdown, payload)
+            payloads[key], records_of[key] = payload, records
+            print(f"{key}: {payload['verdict']['summary']}")
+        text = results_markdown(payloads)
+        plot(payloads, folder.path / "leakage.png")
+        write_json(folder.path / "leakage_summary.json", {
             k: {x: p[x] for x in ("summary", "verdict", "notes", "n_rows")}
             for k, p in payloads.items()
-        },
-    )
-    plot(payloads, out / "leakage.png")
-    typer.echo(f"written: {out / 'results.md'}, {out / 'leakage.png'}")
+        })  # fmt: skip
+        print(f"written: {folder.path / 'results.md'}, {folder.path / 'leakage.png'}")
+        return Summary(text, who_made_it_verdicts(records_of), [str(folder.path / "leakage.png")])
 
 
-if __name__ == "__main__":
-    typer.run(main)
+def _leaf(record: dict[str, Any], dotted: str) -> float:
+    node: Any = record["splits"]
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return float("nan")
+        node = node[part]
+    return float(node)
+
+
+def who_made_it_verdicts(records_of: dict[str, list[dict[str, Any]]]) -> list[Verdict]:
+    """Per case: does the who-made-it probe's top-5 beat chance on the random split? A paired
+    t-test over seeds, Holm-corrected across cases, with the 3-seed rule."""
+    raw = []
+    for key, records in records_of.items():
+        a = [_leaf(r, "random.who_made_it.top5") for r in records]
+        b = [_leaf(r, "random.who_made_it.chance_top5") for r in records]
+        test = paired_arrays(a, b, "who_made_it.top5")  # type: ignore[arg-type]
+        seeds = tuple(int(r.get("seed", i)) for i, r in enumerate(records))
+        raw.append(Comparison(key, "who-made-it top-5", "chance top-5", "top5", seeds, test, 1.0))
+    adjusted = holm([c.test.t_pvalue for c in raw])
+    return [
+        verdict(f"{c.dataset}: the group is identifiable (who-made-it top-5 > chance)",
+                Comparison(c.dataset, c.arm, c.reference, c.metric, c.seeds, c.test, p))
+        for c, p in zip(raw, adjusted, strict=True)
+    ]  # fmt: skip
