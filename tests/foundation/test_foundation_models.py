@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,21 @@ def test_run_folder_is_complete_and_checkpoint_reloads(tmp_path: Path) -> None:
     ):
         assert (folder / name).is_file(), name
     assert not list(tmp_path.glob(".tmp-*"))
-    model = SASRec(dim=16, max_len=20, epochs=0, progress=False)
+    model = SASRec(dim=16, max_len=20, epochs=1, progress=False)
     split = make_split(load_dataset("ml-100k"), "leave_one_out")
     model.net_ = model.build(split)
+    model.net_.eval()
+    users = np.arange(30)
+    histories = split.histories("test")[:30]
+    untrained = model.score(users, histories)
     model.load_weights(folder / "model.safetensors")
+    reloaded = model.score(users, histories)
+    assert not np.array_equal(untrained, reloaded)  # the weights were really loaded
+    # the reloaded model ranks like the saved one: its test NDCG@10 matches the run's
+    saved = json.loads((folder / "metrics.json").read_text())["SASRec"]["test"]
+    candidates = np.unique(split.test["user"].to_numpy())
+    same_users = np.random.default_rng(0).choice(candidates, 100, replace=False)  # as the run
+    again = Evaluator(split, users=same_users).evaluate(model, "test").metrics
+    assert saved["users"] == 100
+    assert again["NDCG@10"] == pytest.approx(saved["NDCG@10"], abs=1e-12)
+    assert again["Recall@10"] == pytest.approx(saved["Recall@10"], abs=1e-12)

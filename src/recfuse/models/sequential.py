@@ -136,10 +136,18 @@ class SequentialRecommender(TorchRecommender):
         return self.net_.encoder.report()
 
     def get_params(self) -> dict[str, Any]:
+        """Constructor arguments under their constructor names, so that
+        ``type(m)(**m.get_params())`` rebuilds the model (the encoder factory is code, not a
+        parameter: `encoder_name` says which encoder a fitted model has)."""
         params = super().get_params()
-        params.pop("encoder_factory", None)
-        params["encoder"] = type(self.net_.encoder).__name__ if hasattr(self, "net_") else None
+        for derived in ("encoder_factory", "name"):
+            params.pop(derived, None)
+        params["loss"] = params.pop("loss_name")
         return params
+
+    def encoder_name(self) -> str | None:
+        """Class name of the fitted model's item encoder (None before `fit`)."""
+        return type(self.net_.encoder).__name__ if hasattr(self, "net_") else None
 
 
 class SASRec(SequentialRecommender):
