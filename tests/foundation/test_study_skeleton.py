@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -170,3 +172,103 @@ def test_presets_and_unknown_keys(tmp_path: Path) -> None:
         load_study_config(CountStudy, preset="nope")
     with pytest.raises(ConfigError, match="workers"):
         load_study_config(CountStudy, overrides=["workers=0"])
+
+
+# ----------------------------------------------------------------------------- staged, typed
+
+
+@dataclasses.dataclass(frozen=True)
+class Dose:
+    """A typed arm: its name is derived, its fields are part of the cell's key."""
+
+    level: int
+
+    @property
+    def name(self) -> str:
+        return f"dose{self.level}"
+
+
+STAGED: list[str] = []
+
+
+class StagedStudy(Study[CountConfig]):
+    """Stage 2 (dose 3) runs only after stage 1 (doses 1, 2) finished: a later stage that
+    depends on an earlier one, like DFF's best layer by validation."""
+
+    name = "staged"
+    config_type = CountConfig
+
+    def __init__(self) -> None:
+        self.prepared: np.ndarray | None = None
+
+    def prepare(self, config: CountConfig, folder: StudyFolder) -> None:
+        self.prepared = np.arange(5)  # workers must inherit this, not a pickled copy
+
+    def cells(self, config: CountConfig, done: Results) -> list[Cell]:
+        first = [Cell(Dose(1), s, "d") for s in config.seeds] + [
+            Cell(Dose(2), s, "d") for s in config.seeds
+        ]
+        if len(done.get("d", "dose1")) == len(config.seeds) == len(done.get("d", "dose2")):
+            first += [Cell(Dose(3), s, "d") for s in config.seeds]
+        return first
+
+    def run_cell(self, cell: Cell, ctx: CellContext) -> CellResult:
+        assert self.prepared is not None and isinstance(cell.arm, Dose)
+        STAGED.append(cell.label())
+        values = np.full(10, cell.arm.level * 0.1) + np.random.default_rng(cell.seed).normal(
+            0, 0.01, 10
+        )
+        frame = pd.DataFrame({"user": np.arange(10), "m": values})
+        return CellResult({"m": float(values.mean())}, frame, {"pid": os.getpid()})
+
+    def summarize(self, results: Results, folder: StudyFolder) -> Summary:
+        cmps = results.compare_pairs("d", [("dose3", "dose1"), ("dose2", "dose1")], "m")
+        return Summary(
+            results.markdown(["m"]), [verdict(f"{c.arm}>{c.reference}", c) for c in cmps]
+        )
+
+
+def test_a_later_stage_is_unlocked_on_resume_and_typed_arms_survive(tmp_path: Path) -> None:
+    STAGED.clear()
+    config = _config(tmp_path, folder=str(tmp_path / "s"), workers=2)
+    first = run_study(StagedStudy(), config, progress=False)
+    cells = json.loads((tmp_path / "s" / "results.json").read_text())["cells"]
+    assert sorted({c["arm"] for c in cells}) == ["dose1", "dose2", "dose3"]
+    assert len({c["pid"] for c in cells}) >= 2  # forked workers ran them
+    stored = json.loads(next((tmp_path / "s" / "cells").glob("*.json")).read_text())
+    assert set(stored["cell"]["arm"]) == {"name", "level"}  # typed arm: fields and name
+    # a rerun in this process: stage 1 read back unlocks stage 2, read back too; nothing reruns
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "s" / "cells").iterdir()}
+    again = run_study(StagedStudy(), _config(tmp_path, folder=str(tmp_path / "s")), progress=False)
+    assert STAGED == []  # workers=1 now: a recomputed cell would have been recorded here
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "s" / "cells").iterdir()} == stamps
+    assert (
+        [v.status for v in again.verdicts]
+        == [v.status for v in first.verdicts]
+        == [
+            "holds",
+            "holds",
+        ]
+    )
+    assert "dose3" in (tmp_path / "s" / "results.md").read_text()
+
+
+def test_compare_pairs_holm_adjusts_across_the_pairs(tmp_path: Path) -> None:
+    config = _config(tmp_path, folder=str(tmp_path / "p"))
+    run_study(StagedStudy(), config, progress=False)
+    results = Results(
+        [
+            f
+            for f in [
+                StudyFolder(tmp_path / "p").read(p.stem)
+                for p in (tmp_path / "p" / "cells").glob("*.json")
+            ]
+            if f is not None
+        ]
+    )
+    raw = [
+        results.compare("d", a, b, "m").test.t_pvalue
+        for a, b in [("dose3", "dose2"), ("dose2", "dose1")]
+    ]
+    pairs = results.compare_pairs("d", [("dose3", "dose2"), ("dose2", "dose1")], "m")
+    assert [c.p for c in pairs] == pytest.approx(holm(raw))
