@@ -95,10 +95,10 @@ class RunConfig(Section):
     seed: int = Field(0, ge=0, le=2**32 - 1)
     threads: int | None = Field(None, ge=1, le=256)
     data: DataConfig
-    split: SplitConfig = Field(default_factory=SplitConfig)
+    split: SplitConfig = Field(default_factory=lambda: SplitConfig())
     model: ModelConfig
-    train: TrainSection = Field(default_factory=TrainSection)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
+    train: TrainSection = Field(default_factory=lambda: TrainSection())
+    eval: EvalConfig = Field(default_factory=lambda: EvalConfig())
     output: str = Field("runs", min_length=1)
 
 

@@ -291,18 +291,22 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+BookSet = Literal["goodreads-books", "booklyn-books"]
+SplitKind = Literal["random", "author"]
+BOOK_SETS: tuple[BookSet, ...] = ("goodreads-books", "booklyn-books")
+SPLITS: tuple[SplitKind, ...] = ("random", "author")  # recfuse.classify.splits.SPLIT_KINDS
+
+
 class HiGeMineConfig(StudyConfig):
     """The HiGeMine study: datasets, seeds, the frozen text model and an optional book limit."""
 
-    datasets: list[Literal["goodreads-books", "booklyn-books"]] = Field(  # type: ignore[assignment]
-        default_factory=lambda: ["goodreads-books", "booklyn-books"], min_length=1
+    datasets: list[BookSet] = Field(  # type: ignore[assignment]
+        default_factory=lambda: list(BOOK_SETS), min_length=1
     )
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     model: str = Field("minilm", min_length=1)
     limit: int | None = Field(None, ge=20, description="keep the first N labelled books (tests)")
-    splits: list[Literal["random", "author"]] = Field(
-        default_factory=lambda: list(SPLIT_KINDS), min_length=1
-    )
+    splits: list[SplitKind] = Field(default_factory=lambda: list(SPLITS), min_length=1)
 
 
 #: claims (a > b) tested per dataset and split, Holm-corrected together

@@ -172,13 +172,14 @@ def plot(payloads: dict[str, dict[str, Any]], path: Path) -> None:
 
 
 CaseKey = Literal["chembl", "goodreads", "goodreads-minilm", "amazon"]
+DEFAULT_CASES: tuple[CaseKey, ...] = ("chembl", "goodreads", "amazon")
 
 
 class LeakageConfig(StudyConfig):
     """Cases (``datasets``: keys of `CASES`), seeds, the ChEMBL subsample and the group probe."""
 
     datasets: list[CaseKey] = Field(  # type: ignore[assignment]
-        default_factory=lambda: ["chembl", "goodreads", "amazon"], min_length=1
+        default_factory=lambda: list(DEFAULT_CASES), min_length=1
     )
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     chembl_max_groups: int = Field(300, ge=2, le=1_000_000)
@@ -197,7 +198,7 @@ class LeakageStudy(Study[LeakageConfig]):
     }
 
     def __init__(self) -> None:
-        self.config = LeakageConfig()
+        self.config = LeakageConfig.model_validate({})
         self.tables: dict[str, Any] = {}
         self.clusters: dict[str, Any] = {}
 
