@@ -19,7 +19,6 @@ M = TypeVar("M", bound=BaseModel)
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 #: metrics the `Evaluator` computes at each cut-off K (plus MRR, which has none)
 RANKING_METRICS = ("NDCG", "Recall", "Hit", "Precision")
-PositiveInt = Annotated[int, Field(ge=1)]
 
 
 class Section(BaseModel):
@@ -42,13 +41,13 @@ class DataConfig(Section):
     name: str | None = None
     data_dir: str | None = None
     file: FileSource | None = None
-    k_core: int | None = Field(None, ge=1, le=1000)
+    k_core: int | None = Field(default=None, ge=1, le=1000)
 
 
 class SplitConfig(Section):
     protocol: Literal["leave_one_out", "temporal", "ratio", "group_disjoint"] = "leave_one_out"
-    valid_frac: float | None = Field(None, gt=0.0, lt=1.0)
-    test_frac: float | None = Field(None, gt=0.0, lt=1.0)
+    valid_frac: float | None = Field(default=None, gt=0.0, lt=1.0)
+    test_frac: float | None = Field(default=None, gt=0.0, lt=1.0)
     column: str | None = None
 
 
@@ -58,13 +57,13 @@ class ModelConfig(Section):
 
 
 class TrainSection(Section):
-    epochs: int = Field(100, ge=1, le=100_000)
-    batch_size: int = Field(256, ge=1, le=1_000_000)
-    lr: float = Field(1e-3, gt=0.0, le=10.0)
-    weight_decay: float = Field(0.0, ge=0.0, le=10.0)
-    patience: int = Field(5, ge=1, le=100_000)
-    valid_users: int | None = Field(None, ge=1)
-    max_seconds: float | None = Field(None, gt=0.0)
+    epochs: int = Field(default=100, ge=1, le=100_000)
+    batch_size: int = Field(default=256, ge=1, le=1_000_000)
+    lr: float = Field(default=1e-3, gt=0.0, le=10.0)
+    weight_decay: float = Field(default=0.0, ge=0.0, le=10.0)
+    patience: int = Field(default=5, ge=1, le=100_000)
+    valid_users: int | None = Field(default=None, ge=1)
+    max_seconds: float | None = Field(default=None, gt=0.0)
     valid_metric: str = "NDCG@10"
 
     @field_validator("valid_metric")
@@ -78,9 +77,9 @@ class EvalConfig(Section):
     ks: list[Annotated[int, Field(ge=1, le=10_000)]] = Field(
         default_factory=lambda: [5, 10, 20], min_length=1, max_length=32
     )
-    batch_users: int = Field(1024, ge=1, le=1_000_000)
-    sampled_negatives: int | None = Field(None, ge=1, le=1_000_000)
-    max_users: int | None = Field(None, ge=1)
+    batch_users: int = Field(default=1024, ge=1, le=1_000_000)
+    sampled_negatives: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_users: int | None = Field(default=None, ge=1)
 
     @field_validator("ks")
     @classmethod
@@ -91,15 +90,15 @@ class EvalConfig(Section):
 
 
 class RunConfig(Section):
-    name: str = Field("run", pattern=NAME_PATTERN)
-    seed: int = Field(0, ge=0, le=2**32 - 1)
-    threads: int | None = Field(None, ge=1, le=256)
+    name: str = Field(default="run", pattern=NAME_PATTERN)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    threads: int | None = Field(default=None, ge=1, le=256)
     data: DataConfig
-    split: SplitConfig = Field(default_factory=lambda: SplitConfig())
+    split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig
-    train: TrainSection = Field(default_factory=lambda: TrainSection())
-    eval: EvalConfig = Field(default_factory=lambda: EvalConfig())
-    output: str = Field("runs", min_length=1)
+    train: TrainSection = Field(default_factory=TrainSection)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    output: str = Field(default="runs", min_length=1)
 
 
 def check_metric_name(name: str) -> None:
