@@ -16,7 +16,7 @@ from recfuse.studies.cli import app
 
 def test_tiny_preset_through_the_cli(tmp_path: Path) -> None:
     args = ["baselines", "--preset", "tiny", "--out", str(tmp_path), "--set", "train.epochs=1",
-            "--set", "models=[Pop, EASE, BPR]", "--seeds", "2"]  # fmt: skip
+            "--set", "models=[Pop, EASE, BPR]", "--set", "train.valid_users=100", "--seeds", "2"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     (folder,) = tmp_path.glob("baselines-ml-100k-*")
