@@ -5,7 +5,8 @@ model is trained like a language model to predict every next token, so one pass 
 generate the next item's code after every prefix of the history (as SASRec predicts the next
 item at every position). At inference the history is encoded once; the few generated tokens
 (one item's code) then attend to the cached history keys and values, so beam search costs
-almost nothing beyond one pass over the history.
+almost nothing beyond one pass over the history. The blocks are `recfuse.models.transformer.Block`
+(pre-norm, FFN 4 × width), the same block SASRec uses.
 
 Tokens: 0 = PAD, 1 = BOS, then every level's codes in turn (level l's code c is
 ``2 + offsets[l] + c``), so the same number at different levels is a different token.
@@ -14,88 +15,14 @@ Tokens: 0 = PAD, 1 = BOS, then every level's codes in turn (level l's code c is
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from recfuse.models.transformer import KV, Block
 
 PAD, BOS, FIRST_CODE = 0, 1, 2
 
 #: per layer, the cached (keys, values) of the history, each [B, heads, T, head_dim]
-Cache = list[tuple[torch.Tensor, torch.Tensor]]
-
-
-class SelfAttention(nn.Module):
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
-        super().__init__()
-        self.heads, self.dropout = heads, dropout
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        key_ok: torch.Tensor,
-        past: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Causal self-attention, optionally after a cached history.
-
-        x: [B * W, T, dim] — W continuations (beams) per cached history, W = 1 without a cache.
-        key_ok: [B, T_past] non-padding keys of the cached history (ignored without a cache), or
-            [B, T] for x itself without a cache.
-        past: cached history keys/values, each [B, heads, T_past, head_dim].
-        Returns y [B * W, T, dim] and this call's own (keys, values) [B * W, heads, T, head_dim].
-        """
-        bw, t, dim = x.shape
-        q, k, v = (
-            z.view(bw, t, self.heads, dim // self.heads).transpose(1, 2)
-            for z in self.qkv(x).split(dim, dim=2)
-        )
-        if past is None:
-            causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
-            own = torch.eye(t, dtype=torch.bool, device=x.device)
-            # a padded query may see no key at all; letting it see itself avoids NaN rows
-            mask = (causal & key_ok[:, None, None, :]) | own
-            y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
-            )
-            return self.proj(y.transpose(1, 2).reshape(bw, t, dim)), (k, v)
-        # Decoding: the W beams of a user share one cached history. Attending to it by
-        # broadcasting (instead of copying the cache W times) keeps beam search cheap.
-        k_past, v_past = past
-        b = k_past.shape[0]
-        qb = q.view(b, bw // b, self.heads, t, -1)
-        kb, vb = k.view_as(qb), v.view_as(qb)
-        scale = qb.shape[-1] ** -0.5
-        to_past = torch.einsum("bwhtd,bhsd->bwhts", qb, k_past) * scale
-        to_past = to_past.masked_fill(~key_ok[:, None, None, None, :], -torch.inf)
-        to_new = torch.einsum("bwhtd,bwhsd->bwhts", qb, kb) * scale
-        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
-        to_new = to_new.masked_fill(~causal, -torch.inf)
-        att = torch.cat([to_past, to_new], -1).softmax(-1)
-        t_past = k_past.shape[2]
-        y = torch.einsum("bwhts,bhsd->bwhtd", att[..., :t_past], v_past) + torch.einsum(
-            "bwhts,bwhsd->bwhtd", att[..., t_past:], vb
-        )
-        return self.proj(y.reshape(bw, self.heads, t, -1).transpose(1, 2).reshape(bw, t, dim)), (
-            k,
-            v,
-        )
-
-
-class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, heads, dropout)
-        self.mlp = nn.Sequential(
-            nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim), nn.Dropout(dropout)
-        )
-
-    def forward(
-        self, x: torch.Tensor, key_ok: torch.Tensor, past: tuple[torch.Tensor, ...] | None = None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        y, kv = self.attn(self.ln1(x), key_ok, past)  # type: ignore[arg-type]
-        x = x + y
-        return x + self.mlp(self.ln2(x)), kv
+Cache = list[KV]
 
 
 class CodeTransformer(nn.Module):
@@ -121,7 +48,9 @@ class CodeTransformer(nn.Module):
         self.token = nn.Embedding(vocab_size, dim, padding_idx=PAD)
         self.position = nn.Embedding(n_positions, dim)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList([Block(dim, heads, dropout) for _ in range(layers)])
+        self.blocks = nn.ModuleList(
+            [Block(dim, heads, dropout, ffn=4 * dim) for _ in range(layers)]
+        )
         self.ln = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, vocab_size, bias=False)
         self.head.weight = self.token.weight  # tied, as in nanoGPT

@@ -115,12 +115,7 @@ class EASE(Recommender):
         return self
 
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
-        # x_u · B is the sum of B's rows for the user's history items; gathering those rows is
-        # ~50x faster than a SciPy sparse × dense product at 19k items. X is binary: repeats once.
-        histories = [np.unique(h) for h in histories]
-        lengths = [len(h) for h in histories]
-        rows = torch.as_tensor(np.repeat(np.arange(len(histories)), lengths))
-        cols = torch.as_tensor(np.concatenate(histories) if sum(lengths) else np.zeros(0, np.int64))
-        out = torch.zeros(len(histories), self.n_items_)
-        out.index_add_(0, rows, self.b_[cols])
-        return out.numpy()
+        # X_hist @ B with X_hist a binary CSR matrix: SciPy adds B's rows in sorted item order,
+        # exactly as a gather + index_add does, so the scores are bit-identical, but ~20-30x
+        # faster (benchmarks/ease_scoring.py; docs/results/efficiency.md).
+        return np.asarray(history_matrix(histories, self.n_items_) @ self.b_.numpy(), np.float32)
