@@ -35,3 +35,30 @@ def test_store_equals_direct_forward_of_the_frozen_model(model_name, tmp_path, i
             assert np.allclose(got_mean, ref_mean, rtol=1e-4, atol=1e-4 * scale), (i, layer)
             scale = max(1.0, float(np.abs(ref_last).max()))
             assert np.allclose(got_last, ref_last, rtol=1e-4, atol=1e-4 * scale), (i, layer)
+
+
+def test_bfloat16_and_token_batches_stay_close_to_float32(tiny_encoder, tmp_path, item_texts):
+    run = dict(store=FeatureStore(tmp_path), progress=False)
+    ref = extract_features(item_texts, tiny_encoder, "sample", batch_size=2, **run)
+    fast = extract_features(
+        item_texts, tiny_encoder, "sample", dtype="bfloat16", batch_tokens=64, **run
+    )
+    assert fast.folder != ref.folder  # a bfloat16 set never stands in for a float32 one
+    for layer in range(ref.n_layers):
+        x, y = ref.load(layer, "mean"), fast.load(layer, "mean")
+        cos = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
+        assert cos.min() > 0.99, layer
+    # token batching alone changes only the padding, which the pooling ignores
+    tokens = extract_features(item_texts, tiny_encoder, "other", batch_tokens=64, **run)
+    assert np.allclose(tokens.load(1, "last"), ref.load(1, "last"), atol=1e-5)
+
+
+def test_token_budget_batches() -> None:
+    from recfuse.errors import ConfigError
+    from recfuse.features.extract import _batches
+
+    seqs = [[1] * n for n in (1, 1, 2, 2, 3, 8)]
+    assert [len(b) for b in _batches(seqs, 32, 6)] == [3, 2, 1]
+    assert [len(b) for b in _batches(seqs, 4, None)] == [4, 2]
+    with pytest.raises(ConfigError, match="dtype"):
+        extract_features(["a"], "minilm", dtype="float16")

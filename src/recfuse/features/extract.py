@@ -30,12 +30,21 @@ from recfuse.frozen import load_frozen, locate_model
 FORMAT_VERSION = 1
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 def extraction_identity(
-    model: str, texts: Sequence[str], template: str | None, max_length: int
+    model: str,
+    texts: Sequence[str],
+    template: str | None,
+    max_length: int,
+    dtype: str = "float32",
 ) -> dict[str, Any]:
     """Everything the stored matrices depend on; its hash names the feature set."""
     source = locate_model(model)
-    return {
+    # float32 sets keep the identity (and the cache key) they had before dtype existed
+    extra = {} if dtype == "float32" else {"dtype": dtype}
+    return extra | {
         "format": FORMAT_VERSION,
         "model": source.name,
         "weights_hash": source.weights_hash(),
@@ -58,13 +67,24 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list
 
 @torch.inference_mode()
 def pooled_hidden_states(
-    model: Any, seqs: Sequence[Sequence[int]], pad_id: int, device: str = "cpu"
+    model: Any,
+    seqs: Sequence[Sequence[int]],
+    pad_id: int,
+    device: str = "cpu",
+    dtype: str = "float32",
 ) -> torch.Tensor:
-    """Pooled hidden states of one batch: [n_layers, 2 (mean, last), B, d].
+    """Pooled hidden states of one batch: [n_layers, 2 (mean, last), B, d], float32.
 
     Right padding: real tokens come first, so with a causal model their states do not depend
-    on the padding, and the last real token sits at ``length - 1``.
+    on the padding, and the last real token sits at ``length - 1``. ``dtype="bfloat16"`` runs
+    the matmuls under bfloat16 autocast (about 2x the fp32 rate on CPUs with AVX512-BF16/AMX);
+    the pooling stays in float32.
     """
+    with torch.autocast(torch.device(device).type, dtype=DTYPES[dtype], enabled=dtype != "float32"):
+        return _pooled(model, seqs, pad_id, device)
+
+
+def _pooled(model: Any, seqs: Sequence[Sequence[int]], pad_id: int, device: str) -> torch.Tensor:
     lengths = torch.tensor([len(s) for s in seqs])
     width = int(lengths.max())
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -73,7 +93,7 @@ def pooled_hidden_states(
     mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
     ids, mask, lengths = ids.to(device), mask.to(device), lengths.to(device)
     out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-    hidden = torch.stack(out.hidden_states)  # [L, B, T, d]
+    hidden = torch.stack(out.hidden_states).float()  # [L, B, T, d]
     weights = mask[None, :, :, None].to(hidden.dtype)
     mean = (hidden * weights).sum(2) / lengths[None, :, None].to(hidden.dtype)
     last = hidden[:, torch.arange(len(seqs), device=hidden.device), lengths - 1]
@@ -92,6 +112,8 @@ def extract_features(
     max_chunks: int | None = None,
     progress: bool = True,
     device: str = "cpu",
+    dtype: str = "float32",
+    batch_tokens: int | None = None,
 ) -> FeatureSet:
     """Extract (or reuse) all layers' pooled hidden states of ``model`` for ``texts``.
 
@@ -106,13 +128,19 @@ def extract_features(
         max_chunks: compute at most this many missing chunks, then return the unfinished set
             (a time budget, and an interruption for tests); ``None`` runs to the end.
         device: torch device of the forward passes (``cuda`` on a GPU machine).
+        dtype: ``float32`` or ``bfloat16`` (autocast; a separate feature set, see
+            docs/results/efficiency.md for its distance from float32).
+        batch_tokens: if set, a batch holds up to ``batch_tokens`` padded tokens instead of
+            ``batch_size`` texts, so short texts go in larger batches.
     Returns:
         the `FeatureSet`; ``complete`` is False only when ``max_chunks`` stopped it early.
     """
     if batch_size < 1 or chunk_items < 1 or max_length < 1:
         raise ConfigError("batch_size, chunk_items and max_length must be positive")
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
     store = store or FeatureStore()
-    identity = extraction_identity(model, texts, template, max_length)
+    identity = extraction_identity(model, texts, template, max_length, dtype)
     fset = store.feature_set(dataset, identity["model"], identity)
     if fset.complete:
         return fset
@@ -138,11 +166,9 @@ def extract_features(
         if max_chunks is not None and computed >= max_chunks:
             bar.close()
             return fset
-        items = chunks[chunk]
         parts = []
-        for lo in range(0, len(items), batch_size):
-            batch = [seqs[i] for i in items[lo : lo + batch_size]]
-            parts.append(pooled_hidden_states(net, batch, pad_id, device))
+        for batch in _batches([seqs[i] for i in chunks[chunk]], batch_size, batch_tokens):
+            parts.append(pooled_hidden_states(net, batch, pad_id, device, dtype))
             bar.update(len(batch))
         pooled = torch.cat(parts, dim=2).numpy()  # [L, 2, chunk, d]
         with atomic_path(_chunk_path(fset, chunk)) as tmp, tmp.open("wb") as fh:
@@ -150,6 +176,22 @@ def extract_features(
     bar.close()
     _assemble(fset, identity, chunks, len(texts), dataset, time.perf_counter() - started)
     return fset
+
+
+def _batches(
+    seqs: list[list[int]], batch_size: int, batch_tokens: int | None
+) -> list[list[list[int]]]:
+    """Consecutive batches of length-sorted ``seqs``: ``batch_size`` texts each, or as many as fit
+    in ``batch_tokens`` padded tokens (at least one)."""
+    if batch_tokens is None:
+        return [seqs[lo : lo + batch_size] for lo in range(0, len(seqs), batch_size)]
+    out: list[list[list[int]]] = []
+    for seq in seqs:
+        if out and (len(out[-1]) + 1) * max(len(seq), *map(len, out[-1])) <= batch_tokens:
+            out[-1].append(seq)
+        else:
+            out.append([seq])
+    return out
 
 
 def _chunk_path(fset: FeatureSet, chunk: int) -> Path:
