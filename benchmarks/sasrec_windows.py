@@ -76,7 +76,8 @@ def run_one(args: argparse.Namespace, split: Split, seed: int) -> dict[str, Any]
     started, cpu = time.perf_counter(), time.process_time()
     model.fit(split)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    test = Evaluator(split, ks=(10,)).evaluate(model, "test").metrics
+    result = Evaluator(split, ks=(10,)).evaluate(model, "test")
+    test, per_user = result.metrics, result.per_user.sort_values("user")
     best_epoch = int(np.argmax([h["NDCG@10"] for h in model.history_]))
     return {
         "seed": seed,
@@ -89,6 +90,8 @@ def run_one(args: argparse.Namespace, split: Split, seed: int) -> dict[str, Any]
         "s per epoch": wall / len(model.history_),
         "cpu s": cpu,  # all threads; less sensitive than wall time to other jobs on the cores
         "targets per epoch": targets_per_epoch(model, split),
+        # per-user test NDCG@10 in user order, for paired tests between arms of the same seed
+        "per-user NDCG@10": [round(float(v), 6) for v in per_user["NDCG@10"]],
     }
 
 
@@ -119,7 +122,9 @@ def main() -> None:
     runs = []
     for seed in args.seeds:
         runs.append(run_one(args, split, seed))
-        print(json.dumps(runs[-1]), flush=True)
+        print(
+            json.dumps({k: v for k, v in runs[-1].items() if k != "per-user NDCG@10"}), flush=True
+        )
     ndcg = [r["test NDCG@10"] for r in runs]
     result = {
         "args": vars(args),
