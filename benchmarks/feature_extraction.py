@@ -41,7 +41,7 @@ def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def flops_per_item(model: torch.nn.Module, token_counts: list[int]) -> float:
+def flops_per_item(model: Any, token_counts: list[int]) -> float:
     """Mean forward FLOPs per item for these token counts."""
     config = model.config
     embed = sum(p.numel() for n, p in model.named_parameters() if "embed" in n)
@@ -53,7 +53,7 @@ def flops_per_item(model: torch.nn.Module, token_counts: list[int]) -> float:
 
 def worst_cosine(a: Any, b: Any) -> dict[str, float]:
     """Smallest and mean per-item cosine between two feature sets, over layers and poolings."""
-    worst, means = 1.0, []
+    worst, means = 1.0, list[float]()
     for layer in range(a.n_layers):
         for pooling in ("mean", "last"):
             x, y = a.load(layer, pooling), b.load(layer, pooling)

@@ -38,7 +38,7 @@ def setting(threads: int, jobs: int, epochs: int) -> dict[str, object]:
         procs = [launch(threads, epochs, out) for out in outs]
         for proc in procs:
             if proc.wait() != 0:
-                raise RuntimeError(f"job failed: {proc.args}")
+                raise RuntimeError(f"job failed: {proc.args!r}")
         per_epoch = [json.loads(o.read_text())["runs"][0]["s per epoch"] for o in outs]
     row = {
         "threads": threads,

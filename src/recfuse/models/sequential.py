@@ -127,8 +127,8 @@ class SequentialRecommender(TorchRecommender):
         if not hasattr(self, "_windows"):
             seqs = [h for h in split.histories("valid") if len(h) >= 2]
             stride = (self.stride or self.max_len) if self.windows == "sliding" else None
-            _, inputs, targets = training_windows(seqs, self.max_len, split.n_items, stride)
-            self._windows = torch.as_tensor(inputs), torch.as_tensor(targets)
+            _, x, y = training_windows(seqs, self.max_len, split.n_items, stride)
+            self._windows = torch.as_tensor(x), torch.as_tensor(y)
         inputs, targets = self._windows
         order = torch.as_tensor(rng.permutation(len(inputs)))
         for lo in range(0, len(order), self.train_config.batch_size):
