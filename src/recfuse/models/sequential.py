@@ -1,10 +1,11 @@
 """Sequential recommenders (SASRec, GRU4Rec) over any `ItemEncoder`.
 
 Training: windows of up to ``max_len + 1`` items of each user's training sequence predict each
-next item. ``windows="sliding"`` (default) cuts every long history into windows ``stride`` items
-apart, so every next-item target is a training target exactly once per epoch, with at least
-``max_len - stride`` items of context where the history has them; ``windows="last"`` keeps only
-each user's last window (the old behaviour: on ml-100k at max_len 50, 40% of the targets). Loss
+next item. ``windows="last"`` (default, as in the SASRec paper's code) keeps only each user's
+last window (on ml-100k at max_len 50, 40% of the targets); ``windows="sliding"`` cuts every
+long history into windows ``stride`` items apart, so every next-item target is a training target
+exactly once per epoch, with at least ``max_len - stride`` items of context where the history
+has them. Which trains better is not yet measured (docs/results/efficiency.md). Loss
 ``ce`` is the full softmax over all items; ``sampled`` is a sampled softmax against ``negatives``
 uniformly drawn items shared by the batch.
 """
@@ -70,7 +71,7 @@ class SequentialRecommender(TorchRecommender):
     Args:
         dim: model width (and item vector size).
         max_len: history length the model reads.
-        windows: ``sliding`` (every target once per epoch) or ``last`` (one window per user).
+        windows: ``last`` (one window per user) or ``sliding`` (every target once per epoch).
         stride: items between sliding windows' ends, 1 .. max_len (default: max_len).
         loss: ``ce`` (full cross-entropy) or ``sampled`` (sampled softmax).
         negatives: negatives per batch for ``sampled``.
@@ -87,7 +88,7 @@ class SequentialRecommender(TorchRecommender):
         loss: str = "ce",
         negatives: int = 256,
         dropout: float = 0.2,
-        windows: str = "sliding",
+        windows: str = "last",
         stride: int | None = None,
         encoder: EncoderFactory | None = None,
         train: TrainConfig | None = None,
