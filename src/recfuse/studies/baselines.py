@@ -26,8 +26,8 @@ from recfuse.runs.study import (
 )
 
 MODELS = ("Pop", "ItemKNN", "EASE", "BPR", "SASRec", "SASRec-sampled", "GRU4Rec")
-#: sequence length per dataset (default 50): SASRec on ml-100k reached test NDCG@10 0.087 at 50
-#: before the attention mask (seed 0, docs/results/efficiency.md); 200 was the old ml-100k setting
+#: sequence length per dataset (default 50): SASRec on ml-100k reaches test NDCG@10 0.086 at 50
+#: (3 seeds, docs/results/efficiency.md); 200 was the old ml-100k setting
 MAX_LEN: dict[str, int] = {}
 METRICS = ["NDCG@10", "Recall@10", "MRR", "Coverage@10"]
 
