@@ -22,13 +22,13 @@ from recfuse.llm.base import (
     GenerationParams,
     Pooling,
     Prompt,
-    RawPrompt,
-    as_chat,
+    ScoreManyMixin,
     truncate_at_stop,
 )
+from recfuse.llm.hf_prompts import HFPromptMixin
 
 
-class TransformersLLM:
+class TransformersLLM(HFPromptMixin, ScoreManyMixin):
     """A frozen local model behind the `LLM` interface.
 
     Args:
@@ -57,26 +57,7 @@ class TransformersLLM:
         self._eos = {int(e) for e in eos_ids if e is not None} | {int(self.tokenizer.eos_token_id)}
         self._pad = int(self.tokenizer.pad_token_id)
 
-    # ------------------------------------------------------------------ rendering and encoding
-
-    def render(self, prompt: Prompt) -> str:
-        """The exact text the model reads for ``prompt`` (chat template applied to chats)."""
-        chat = as_chat(prompt)
-        if chat is None:
-            assert isinstance(prompt, RawPrompt)
-            return prompt.text
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ConfigError(
-                f"model {self.model_name!r} has no chat template; send RawPrompt text instead"
-            )
-        return str(
-            self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        )
-
-    def encode(self, prompt: Prompt) -> list[int]:
-        """Token ids of the rendered prompt (templates carry their own special tokens)."""
-        templated = not isinstance(prompt, RawPrompt)
-        return list(self.tokenizer(self.render(prompt), add_special_tokens=not templated).input_ids)
+    # ------------------------------------------------------------------ encoding
 
     def _pad_batch(self, seqs: list[list[int]], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad id lists into ``input_ids`` and ``attention_mask`` tensors, both ``[B, T]``."""
