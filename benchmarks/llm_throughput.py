@@ -85,11 +85,11 @@ def bench_generate(llm: Any, batches: list[int], max_tokens: int) -> dict[str, A
     llm.generate(gen_prompts(2), max_tokens=2)  # warm-up
     for size in batches:
         prompts = gen_prompts(size)
-        tokens, wall = timed(
-            lambda p=prompts: sum(
-                g.completion_tokens for g in llm.generate(p, max_tokens=max_tokens)
-            )
-        )
+
+        def run(p: list[Any] = prompts) -> int:
+            return sum(g.completion_tokens for g in llm.generate(p, max_tokens=max_tokens))
+
+        tokens, wall = timed(run)
         out[str(size)] = {"tokens": tokens, "seconds": wall, "tokens_per_s": tokens / wall}
         print(f"    batch {size}: {tokens / wall:.1f} tok/s", flush=True)
     return out
@@ -226,6 +226,7 @@ def main() -> None:
         for name, make in backends(threads, set(args.skip)):
             print(f"  {name}", flush=True)
             llm = None
+            r: dict[str, Any]
             try:
                 llm = make()
                 sequential = name.startswith("llamacpp")
@@ -270,7 +271,20 @@ def bench_cache(n_rows: int, folder: Path) -> dict[str, float]:
     db.unlink(missing_ok=True)
     cache = LLMCache(db)
     keys = [cache_key("transformers", "m", "v1", {"raw": f"p{i}"}, {"i": i}) for i in range(n_rows)]
-    row = ("transformers", "m", "v1", {"raw": "p"}, {}, "ok", "text " * 10, "x", None, 1, 20, 10)
+    row: tuple[Any, ...] = (
+        "transformers",
+        "m",
+        "v1",
+        {"raw": "p"},
+        {},
+        "ok",
+        "text " * 10,
+        "x",
+        None,
+        1,
+        20,
+        10,
+    )
     for start in range(0, n_rows, 1000):
         cache.put_many(OutputRow(k, *row, 0.1) for k in keys[start : start + 1000])  # type: ignore[arg-type]
     missing = [cache_key("x", "m", "v1", {"raw": str(i)}, {}) for i in range(n_rows)]

@@ -34,7 +34,6 @@ from recfuse.llm.base import (
     Prompt,
     ScoreItem,
     ScoreManyMixin,
-    truncate_at_stop,
 )
 from recfuse.llm.hf_prompts import HFPromptMixin
 
@@ -224,8 +223,8 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
         results: list[Generation | None] = [None] * len(prompts)
         for (_, rows), batch in zip(chunks, outputs, strict=True):
             for row, out in zip(rows, batch, strict=True):
-                results[row] = self._finish(
-                    out.sequences_ids[0], len(encoded[row][0]), params, seconds
+                results[row] = self.finish_generation(
+                    out.sequences_ids[0], len(encoded[row][0]), params.stop, seconds
                 )
         return [r for r in results if r is not None]
 
@@ -264,17 +263,6 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
             return any(s and s in tail for s in stop)
 
         return callback
-
-    def _finish(
-        self, tokens: list[int], n_prompt: int, params: GenerationParams, seconds: float
-    ) -> Generation:
-        end = next((i for i, t in enumerate(tokens) if t in self._eos), None)
-        used = tokens if end is None else tokens[:end]
-        text, hit_stop = truncate_at_stop(
-            self.tokenizer.decode(used, skip_special_tokens=True), params.stop
-        )
-        finish = "stop" if end is not None or hit_stop else "length"
-        return Generation(text, n_prompt, len(used) + (end is not None), finish, seconds)
 
     # ------------------------------------------------------------------ score
 

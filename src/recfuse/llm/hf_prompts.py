@@ -6,10 +6,11 @@ the same token ids (their outputs are compared token for token), so both render 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from recfuse.errors import ConfigError
-from recfuse.llm.base import Prompt, RawPrompt, as_chat
+from recfuse.llm.base import Generation, Prompt, RawPrompt, as_chat, truncate_at_stop
 from recfuse.llm.prompts import DATA_RULE, FENCE_OPEN
 
 
@@ -18,6 +19,7 @@ class HFPromptMixin:
 
     tokenizer: Any
     model_name: str
+    _eos: set[int]
 
     def render(self, prompt: Prompt) -> str:
         """The exact text the model reads for ``prompt`` (chat template applied to chats)."""
@@ -37,6 +39,22 @@ class HFPromptMixin:
         """Token ids of the rendered prompt (templates carry their own special tokens)."""
         templated = not isinstance(prompt, RawPrompt)
         return list(self.tokenizer(self.render(prompt), add_special_tokens=not templated).input_ids)
+
+    def finish_generation(
+        self, tokens: Sequence[int], n_prompt: int, stop: Sequence[str], seconds: float
+    ) -> Generation:
+        """A `Generation` from new token ids: cut at end-of-sequence, decoded, cut at ``stop``.
+
+        ``completion_tokens`` counts the end-of-sequence token when one was generated.
+        """
+        tokens = list(tokens)
+        end = next((i for i, t in enumerate(tokens) if t in self._eos), None)
+        used = tokens if end is None else tokens[:end]
+        text, hit_stop = truncate_at_stop(
+            self.tokenizer.decode(used, skip_special_tokens=True), stop
+        )
+        finish = "stop" if end is not None or hit_stop else "length"
+        return Generation(text, n_prompt, len(used) + (end is not None), finish, seconds)
 
     def encode_split(self, prompt: Prompt) -> tuple[list[int], int]:
         """``(ids, n_prefix)``: the ids `encode` gives, and how many lead ids are a reusable prefix.

@@ -23,7 +23,6 @@ from recfuse.llm.base import (
     Pooling,
     Prompt,
     ScoreManyMixin,
-    truncate_at_stop,
 )
 from recfuse.llm.hf_prompts import HFPromptMixin
 
@@ -118,16 +117,10 @@ class TransformersLLM(HFPromptMixin, ScoreManyMixin):
         out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         seconds = (time.perf_counter() - started) / len(seqs)
         new_tokens = out[:, ids.shape[1] :].tolist()
-        gens = []
-        for seq, tokens in zip(seqs, new_tokens, strict=True):
-            end = next((i for i, t in enumerate(tokens) if t in self._eos), None)
-            used = tokens if end is None else tokens[:end]
-            text, hit_stop = truncate_at_stop(
-                self.tokenizer.decode(used, skip_special_tokens=True), params.stop
-            )
-            finish = "stop" if end is not None or hit_stop else "length"
-            count = len(used) + (end is not None)
-            gens.append(Generation(text, len(seq), count, finish, seconds))
+        gens = [
+            self.finish_generation(tokens, len(seq), params.stop, seconds)
+            for seq, tokens in zip(seqs, new_tokens, strict=True)
+        ]
         return gens
 
     # ------------------------------------------------------------------ score
