@@ -9,7 +9,9 @@ and two-option score calls/s, one by one (``score``) and batched (``score_many``
 "A or B" prompts built by a `PromptTemplate`. In the same run it measures float32 matmul
 GFLOP/s at that thread count (model-shaped: [512, 576] x [576, 1536]) and reports each rate as
 a fraction of the FLOP bound ``GFLOP/s / (2 * params)`` tokens/s (a score call's bound is that
-over its prompt tokens). Cache lookups/s are measured as before. ``--build-llamacpp`` compiles
+over the prompt tokens the backend computes: all of them for transformers, those after the
+cached template prefix for CTranslate2). int8 kernels can beat a float32 bound. It also reports
+how often int8 and transformers make the same A/B choice as CTranslate2 float32. Cache lookups/s are measured as before. ``--build-llamacpp`` compiles
 llama-cpp-python first (about 7 minutes; the CMAKE_ARGS of ../shared/ENVIRONMENT.md). Prints
 markdown tables and writes JSON under runs/bench/.
 """
@@ -104,10 +106,16 @@ def bench_score(llm: Any, n_single: int, n_many: int) -> dict[str, Any]:
     many = score_prompts(n_many if native else n_single)
     llm.score(single[0], ["A", "B"])  # warm-up
     n, wall = timed(lambda: len([llm.score(p, ["A", "B"]) for p in single]))
-    m, wall_many = timed(lambda: len(score_many(llm, [(p, ["A", "B"]) for p in many])))
+    scores: list[Any] = []
+
+    def batched() -> int:
+        scores.extend(score_many(llm, [(p, ["A", "B"]) for p in many]))
+        return len(scores)
+
+    m, wall_many = timed(batched)
     split = [llm.encode_split(p) for p in many] if hasattr(llm, "encode_split") else [([], 0)]
     tokens = sum(len(ids) for ids, _ in split) / len(split)
-    shared = sum(n for _, n in split) / len(split)
+    shared = sum(k for _, k in split) / len(split)
     print(f"    score: {n / wall:.1f}/s one by one, {m / wall_many:.1f}/s batched", flush=True)
     return {
         "one_by_one_per_s": n / wall,
@@ -115,7 +123,23 @@ def bench_score(llm: Any, n_single: int, n_many: int) -> dict[str, Any]:
         "batched_items": m,
         "prompt_tokens": tokens,
         "shared_prefix_tokens": shared,
+        "margins": [float(x[0] - x[1]) for x in scores],  # log p(A) - log p(B), prompt order
     }
+
+
+def agreement(run: dict[str, Any], reference: str = "ctranslate2 float32") -> dict[str, Any]:
+    """Per backend: share of A/B choices equal to ``reference``'s and mean |margin difference|."""
+    ref = run["backends"].get(reference, {}).get("score", {}).get("margins")
+    out = {}
+    for name, r in run["backends"].items():
+        margins = r.get("score", {}).get("margins")
+        if not ref or not margins or name == reference:
+            continue
+        n = min(len(ref), len(margins))
+        same = sum((a > 0) == (b > 0) for a, b in zip(ref[:n], margins[:n], strict=True))
+        diff = sum(abs(a - b) for a, b in zip(ref[:n], margins[:n], strict=True)) / n
+        out[name] = {"items": n, "same_choice": same / n, "mean_abs_margin_diff": diff}
+    return out
 
 
 def backends(threads: int, skip: set[str]) -> list[tuple[str, Callable[[], Any]]]:
@@ -176,7 +200,12 @@ def table(results: dict[str, Any], batches: list[int]) -> str:
             ]
             cells += ["—"] * (len(batches) - len(cells))
             s = r["score"]
-            score_bound = bound / max(s["prompt_tokens"], 1)
+            # The bound for the prompt tokens this backend computes (CTranslate2 computes a
+            # shared template prefix once, so only the rest counts).
+            computed = s["prompt_tokens"] - (
+                s["shared_prefix_tokens"] if "ctranslate2" in name else 0
+            )
+            score_bound = bound / max(computed, 1)
             cells += [
                 f"{s['one_by_one_per_s']:.1f}",
                 f"{s['batched_per_s']:.1f} ({s['batched_per_s'] / score_bound:.0%})",
@@ -240,6 +269,7 @@ def main() -> None:
                 r = {"error": f"{type(exc).__name__}: {str(exc).split('.')[0]}"}
             run["backends"][name] = r
             del llm
+        run["agreement_with_float32"] = agreement(run)
         results["runs"][str(threads)] = run
     args.out.mkdir(parents=True, exist_ok=True)
     results["cache"] = bench_cache(args.cache_rows, args.out)
@@ -256,6 +286,11 @@ def main() -> None:
         print(f"threads {threads}: matmul {run['matmul_gflops']:.1f} GFLOP/s, bound "
               f"{run['token_bound_per_s']:.0f} tok/s")  # fmt: skip
     print(table(results, args.batches))
+    for threads, run in results["runs"].items():
+        for name, a in run["agreement_with_float32"].items():
+            print(f"threads {threads}: {name} vs ctranslate2 float32 on {a['items']} A/B prompts: "
+                  f"same choice {a['same_choice']:.1%}, mean |margin diff| "
+                  f"{a['mean_abs_margin_diff']:.3f} nats")  # fmt: skip
     c = results["cache"]
     print(
         f"\ncache ({c['rows']} rows): {c['bulk_lookups_per_s']:,.0f} bulk key lookups/s, "
