@@ -321,7 +321,7 @@ def bench_cache(n_rows: int, folder: Path) -> dict[str, float]:
         10,
     )
     for start in range(0, n_rows, 1000):
-        cache.put_many(OutputRow(k, *row, 0.1) for k in keys[start : start + 1000])  # type: ignore[arg-type]
+        cache.put_many(OutputRow(k, *row, 0.1) for k in keys[start : start + 1000])  # type: ignore[arg-type,call-arg]
     missing = [cache_key("x", "m", "v1", {"raw": str(i)}, {}) for i in range(n_rows)]
     probe = keys[::2] + missing[::2]
     n_bulk, bulk = timed(lambda: len(cache.done_keys(probe)) * 0 + len(probe))
