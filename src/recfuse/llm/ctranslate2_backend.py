@@ -40,9 +40,10 @@ from recfuse.llm.hf_prompts import HFPromptMixin
 COMPUTE_TYPES = ("int8", "float32", "int8_float32")
 # Static prefixes shorter than this are not worth a cache entry.
 MIN_PREFIX_TOKENS = 8
-# CTranslate2 keeps every cached static prompt for the generator's lifetime; past this many
-# distinct prefixes new ones are sent inline instead (results stay equal up to rounding).
-MAX_CACHED_PREFIXES = 256
+# CTranslate2 keeps every cached static prompt for the generator's lifetime (SmolLM2: ~46 KB of
+# keys and values per prefix token, ~4.6 MB for a 100-token prefix); past this many distinct
+# prefixes new ones are sent inline instead (results stay equal up to int8 rounding).
+MAX_CACHED_PREFIXES = 64
 
 
 def _import_ctranslate2() -> Any:
