@@ -116,6 +116,23 @@ def smollm2(llm_cache_root: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.fixture(scope="session")
+def ct2_float32(llm_cache_root: Path) -> Any:
+    """SmolLM2 through CTranslate2 in float32 (converted once into the session cache)."""
+    pytest.importorskip("ctranslate2")
+    from recfuse.llm.ctranslate2_backend import CTranslate2LLM
+
+    return CTranslate2LLM("smollm2", compute_type="float32", batch_size=8, threads=1)
+
+
+@pytest.fixture(scope="session")
+def ct2_int8(ct2_float32: Any) -> Any:
+    """SmolLM2 through CTranslate2, int8 (the default), from the same conversion."""
+    from recfuse.llm.ctranslate2_backend import CTranslate2LLM
+
+    return CTranslate2LLM("smollm2", compute_type="int8", batch_size=8, threads=1)
+
+
+@pytest.fixture(scope="session")
 def server_url(smollm2: Any) -> Iterator[str]:
     """Base URL of a ready `recfuse llm serve` process serving SmolLM2."""
     yield _SERVER.wait_ready()

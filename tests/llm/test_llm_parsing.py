@@ -104,3 +104,26 @@ def test_a_json_job_sends_its_schema_to_the_backend(tmp_path: Path, fake_llm) ->
     )
     schema = job.task.params.json_schema
     assert schema is not None and set(schema["required"]) == {"keywords", "genre"}
+
+
+def test_score_many_falls_back_to_score_and_checks_shapes() -> None:
+    """`score_many` on an object without the method scores one by one; bad shapes are refused."""
+    import numpy as np
+
+    from recfuse.llm import BackendError, score_many
+
+    class FakeScorer:
+        backend, model_id = "fake", "fake"
+
+        def __init__(self, width: int | None = None):
+            self.width, self.calls = width, 0
+
+        def score(self, prompt: object, options: list[str]) -> np.ndarray:
+            self.calls += 1
+            return -np.arange(self.width or len(options), dtype=float)
+
+    fake = FakeScorer()
+    out = score_many(fake, [("p", ["a", "b"]), ("q", ["a", "b", "c"])])
+    assert fake.calls == 2 and [o.tolist() for o in out] == [[0, -1], [0, -1, -2]]
+    with pytest.raises(BackendError, match="misshapen"):
+        score_many(FakeScorer(width=1), [("p", ["a", "b"])])

@@ -66,6 +66,15 @@ def _rows(db: Path) -> dict[str, tuple[str, float]]:
 
 
 def test_sigkill_mid_run_then_rerun_finishes_exactly_the_rest(smollm2, tmp_path: Path) -> None:
+    _kill_then_resume(tmp_path, "transformers", smollm2)
+
+
+def test_sigkill_resume_with_the_ctranslate2_backend(ct2_int8, tmp_path: Path) -> None:
+    _kill_then_resume(tmp_path, "ctranslate2", ct2_int8)
+
+
+def _kill_then_resume(tmp_path: Path, kind: str, llm: Any) -> None:
+    """Run the job as a subprocess, SIGKILL it after `KILL_AFTER` rows, rerun it in-process."""
     assert len(TITLES) == N_PROMPTS
     db = tmp_path / "cache.sqlite"
     job_file = tmp_path / "job.yaml"
@@ -74,7 +83,7 @@ def test_sigkill_mid_run_then_rerun_finishes_exactly_the_rest(smollm2, tmp_path:
             {
                 "name": "resume-test",
                 "backend": {
-                    "kind": "transformers",
+                    "kind": kind,
                     "model": "smollm2",
                     "batch_size": 1,
                     "threads": 1,
@@ -115,7 +124,7 @@ def test_sigkill_mid_run_then_rerun_finishes_exactly_the_rest(smollm2, tmp_path:
     before = _rows(db)
     assert KILL_AFTER <= len(before) < N_PROMPTS, len(before)
 
-    counting = CountingLLM(smollm2)
+    counting = CountingLLM(llm)
     job = LLMJob.from_config(load_job_config(job_file), backend=counting, progress=False)
     report = job.run()
     # Exactly the prompts without a stored answer were computed, each once.

@@ -71,7 +71,8 @@ def test_hidden_states_per_layer_shapes(smollm2) -> None:
     assert last.shape == states.shape and not np.allclose(last[1:], states[1:])
     # Padding in a batch does not change a text's vector.
     alone = smollm2.hidden_states([texts[2]], layers)
-    np.testing.assert_allclose(alone[:, 0], states[:, 2], atol=1e-4)
+    # float32 rounding: values reach ~900, so the tolerance is relative as well.
+    np.testing.assert_allclose(alone[:, 0], states[:, 2], rtol=1e-5, atol=1e-4)
     with pytest.raises(ConfigError, match="out of range"):
         smollm2.hidden_states(texts, [99])
 

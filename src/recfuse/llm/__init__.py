@@ -3,12 +3,15 @@ resumable jobs, fenced prompts, parsed outputs and a leakage guard. See docs/llm
 
 Quick use from other parts of recfuse::
 
-    from recfuse.llm import load_llm
-    llm = load_llm()                                    # SmolLM2 via transformers
+    from recfuse.llm import fast_llm, score_many
+    llm = fast_llm()                                    # SmolLM2, CTranslate2 int8 (shared)
     llm.generate(["Describe: ..."], max_tokens=32)      # -> [Generation(text=...)]
     llm.score("Is the sky blue?", [" yes", " no"])      # -> log-probs, shape [2]
-    llm.hidden_states(["a title"], layers=[6, 12])      # -> [2, 1, 576]
+    score_many(llm, [(prompt, ["A", "B"]), ...])        # -> one batched pass, [2] per item
+    llm.hidden_states(["a title"], layers=[6, 12])      # -> [2, 1, 576] (transformers inside)
 """
+
+from functools import lru_cache
 
 from recfuse.llm.backend_spec import BackendSpec
 from recfuse.llm.base import (
@@ -20,6 +23,8 @@ from recfuse.llm.base import (
     GenerationParams,
     Prompt,
     RawPrompt,
+    ScoreManyMixin,
+    score_many,
 )
 from recfuse.llm.cache import LLMCache, cache_key, default_cache_path
 from recfuse.llm.job import JobReport, LLMJob
@@ -36,9 +41,22 @@ from recfuse.llm.prompts import (
 from recfuse.llm.sources import PromptRecord
 
 
-def load_llm(kind: str = "transformers", model: str = "smollm2", **options: object) -> LLM:
-    """Build a backend from keyword options (the same keys as a job's ``backend:`` block)."""
+def load_llm(kind: str = "auto", model: str = "smollm2", **options: object) -> LLM:
+    """Build a new backend from keyword options (the same keys as a job's ``backend:`` block).
+
+    ``kind="auto"`` is CTranslate2 (int8) where installed, else transformers.
+    """
     return BackendSpec(kind=kind, model=model, **options).build()  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=4)
+def fast_llm(model: str = "smollm2", compute_type: str = "int8", threads: int | None = None) -> LLM:
+    """The default fast backend for ``model``, built once per process and shared.
+
+    CTranslate2 where installed (``compute_type`` int8 or float32), else transformers. Use it
+    for generation and (batched) scoring; its ``hidden_states`` delegates to transformers.
+    """
+    return load_llm("auto", model, compute_type=compute_type, threads=threads)
 
 
 __all__ = [
@@ -63,12 +81,15 @@ __all__ = [
     "PromptRecord",
     "PromptTemplate",
     "RawPrompt",
+    "ScoreManyMixin",
     "TextParser",
     "cache_key",
     "check_pairs_in_train",
     "default_cache_path",
     "fence",
     "history_for_prompt",
+    "fast_llm",
     "load_llm",
     "neutralize",
+    "score_many",
 ]

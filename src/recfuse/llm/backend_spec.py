@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,17 +14,23 @@ from recfuse.llm.base import LLM
 class BackendSpec(BaseModel):
     """The ``backend:`` block of a job YAML.
 
-    ``kind: transformers`` (default) and ``llamacpp`` use ``model`` (``smollm2``, a local folder
-    or a ``.gguf`` path); ``kind: http`` uses ``base_url`` + ``model`` (the server's name for it),
-    with the API key read from the environment variable named by ``api_key_env``.
+    ``kind: auto`` (default) is ``ctranslate2`` where the package is installed, else
+    ``transformers``. ``ctranslate2``, ``transformers`` and ``llamacpp`` use ``model``
+    (``smollm2``, a local folder or a ``.gguf`` path); ``kind: http`` uses ``base_url`` +
+    ``model`` (the server's name for it), with the API key read from the environment variable
+    named by ``api_key_env``. ``batch_size`` defaults to 32 for ctranslate2 and 8 otherwise.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["transformers", "http", "llamacpp"] = "transformers"
+    kind: Literal["auto", "ctranslate2", "transformers", "http", "llamacpp"] = "auto"
     model: str = "smollm2"
-    batch_size: int = Field(default=8, ge=1, le=512)
+    batch_size: int | None = Field(default=None, ge=1, le=512)
     threads: int | None = Field(default=None, ge=1)
+    # ctranslate2
+    compute_type: Literal["int8", "float32", "int8_float32"] = "int8"
+    inter_threads: int = Field(default=1, ge=1, le=64)
+    prefix_cache: bool = True
     # http
     base_url: str | None = None
     api_key_env: str | None = None
@@ -36,13 +43,39 @@ class BackendSpec(BaseModel):
     # llamacpp
     n_ctx: int = Field(default=2048, ge=128)
 
+    def resolved_kind(self) -> str:
+        """The concrete backend kind (``auto`` resolved by what is installed)."""
+        if self.kind != "auto":
+            return self.kind
+        return "ctranslate2" if importlib.util.find_spec("ctranslate2") else "transformers"
+
+    def effective_batch_size(self) -> int:
+        """``batch_size`` or the backend's default (32 for ctranslate2, 8 otherwise)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return 32 if self.resolved_kind() == "ctranslate2" else 8
+
     def build(self) -> LLM:
         """Construct the backend (loads the model for local kinds)."""
-        if self.kind == "transformers":
+        kind = self.resolved_kind()
+        if kind == "ctranslate2":
+            from recfuse.llm.ctranslate2_backend import CTranslate2LLM
+
+            return CTranslate2LLM(
+                self.model,
+                compute_type=self.compute_type,
+                batch_size=self.effective_batch_size(),
+                threads=self.threads,
+                inter_threads=self.inter_threads,
+                prefix_cache=self.prefix_cache,
+            )
+        if kind == "transformers":
             from recfuse.llm.transformers_backend import TransformersLLM
 
-            return TransformersLLM(self.model, batch_size=self.batch_size, threads=self.threads)
-        if self.kind == "llamacpp":
+            return TransformersLLM(
+                self.model, batch_size=self.effective_batch_size(), threads=self.threads
+            )
+        if kind == "llamacpp":
             from recfuse.llm.llamacpp_backend import LlamaCppLLM
 
             return LlamaCppLLM(self.model, n_ctx=self.n_ctx, threads=self.threads)
@@ -68,11 +101,15 @@ class BackendSpec(BaseModel):
         Must agree with each backend's ``model_id`` (keys computed here find outputs stored
         by jobs that built the backend).
         """
-        if self.kind in ("transformers", "llamacpp"):
+        kind = self.resolved_kind()
+        if kind in ("transformers", "llamacpp", "ctranslate2"):
             from recfuse.frozen import locate_model
 
             source = locate_model(self.model)
-            return self.kind, f"{source.name}-{source.weights_hash()}"
+            model_id = f"{source.name}-{source.weights_hash()}"
+            if kind == "ctranslate2":
+                model_id += f"-ct2-{self.compute_type}"
+            return kind, model_id
         if not self.base_url:
             raise ConfigError("backend.base_url: required when backend.kind is http")
         base = self.base_url.rstrip("/")

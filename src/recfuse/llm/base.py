@@ -8,7 +8,10 @@ A prompt is one of:
 
 Every backend answers the same three questions: `LLM.generate` (text continuations),
 `LLM.score` (log-probability of each option continuing a prompt) and `LLM.hidden_states`
-(per-layer pooled activations, where the backend can see them).
+(per-layer pooled activations, where the backend can see them). Many scores at once go through
+`score_many` (the function), which uses a backend's batched ``score_many`` method where it has
+one (`ScoreManyMixin` gives every backend a one-by-one default) — so wrappers and backends that
+predate it keep working.
 """
 
 from __future__ import annotations
@@ -166,3 +169,42 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut ``text`` at the earliest stop string; return (text, whether a stop string was hit)."""
     cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+ScoreItem = tuple[Prompt, Sequence[str]]
+
+
+class ScoreManyMixin:
+    """Default ``score_many`` for backends: one `LLM.score` call per item.
+
+    Backends that can batch (``ctranslate2``) override it; results must equal one-by-one
+    scoring up to float rounding.
+    """
+
+    def score_many(self, items: Sequence[ScoreItem]) -> list[np.ndarray]:
+        """``[llm.score(prompt, options) for prompt, options in items]``, float64 arrays."""
+        return [
+            np.asarray(self.score(prompt, list(options)), dtype=np.float64)  # type: ignore[attr-defined]
+            for prompt, options in items
+        ]
+
+
+def score_many(llm: Any, items: Sequence[ScoreItem]) -> list[np.ndarray]:
+    """Score many ``(prompt, options)`` pairs: one float64 ``[len(options)]`` array per item.
+
+    Uses ``llm.score_many`` (one batched pass on backends that have it), else `LLM.score` per
+    item, so any object meeting `LLM` (wrappers such as `GovernedLLM` included) can be passed.
+    """
+    items = [(prompt, list(options)) for prompt, options in items]
+    method = getattr(llm, "score_many", None)
+    if callable(method):
+        out = [np.asarray(r, dtype=np.float64) for r in method(items)]
+    else:
+        out = [
+            np.asarray(llm.score(prompt, options), dtype=np.float64) for prompt, options in items
+        ]
+    if len(out) != len(items) or any(
+        r.shape != (len(o),) for r, (_, o) in zip(out, items, strict=True)
+    ):
+        raise BackendError(f"score_many: backend {llm.backend!r} returned misshapen scores")
+    return out

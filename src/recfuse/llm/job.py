@@ -29,6 +29,16 @@ from recfuse.llm.sources import PromptRecord
 from recfuse.llm.work import ItemResult, TaskSpec, WorkItem
 from recfuse.split import Split
 
+# A kill loses at most one job batch; score batches are cheap, so they can be larger.
+SCORE_BATCHES_PER_JOB_BATCH = 8
+
+
+def _prompt_chars(prompt: dict[str, Any]) -> int:
+    """Characters of a prompt in `prompt_identity` form (a cheap proxy for its token count)."""
+    if "raw" in prompt:
+        return len(prompt["raw"])
+    return sum(len(m.get("content", "")) for m in prompt["chat"])
+
 
 @dataclass(frozen=True)
 class JobReport:
@@ -209,12 +219,7 @@ class LLMJob:
             if item.key not in done and item.key not in queued:  # same prompt twice: ask once
                 todo.append(item)
                 queued.add(item.key)
-        size = batch_size or (
-            self.backend.batch_size
-            if isinstance(self.backend, BackendSpec)
-            else int(getattr(self.llm, "batch_size", 8))
-        )
-        batches = [todo[i : i + size] for i in range(0, len(todo), size)]
+        batches = self._batches(todo, batch_size)
         runner = self._executor(executor, workers) if batches else None
         counts: dict[str, int] = {
             "completed": 0,
@@ -274,6 +279,27 @@ class LLMJob:
             model_seconds,
             wall,
         )
+
+    def _batches(self, todo: list[WorkItem], batch_size: int | None) -> list[list[WorkItem]]:
+        """Split the remaining work into executor batches, similar prompt lengths together.
+
+        Sorting by rendered length (a stable sort, so reruns batch alike) keeps padding and
+        CTranslate2's uneven-length decoding small across the whole job. A score batch holds
+        `SCORE_BATCHES_PER_JOB_BATCH` backend batches (one `score_many` call buckets them by
+        exact length inside) unless a batch size is given (here or in the backend block).
+        """
+        if batch_size is None and isinstance(self.backend, BackendSpec):
+            batch_size = self.backend.batch_size  # set in the job's backend block
+        if batch_size is None:
+            default = (
+                self.backend.effective_batch_size()
+                if isinstance(self.backend, BackendSpec)
+                else int(getattr(self.llm, "batch_size", 8))
+            )
+            batch_size = default * (SCORE_BATCHES_PER_JOB_BATCH if self.task.task == "score" else 1)
+        size = max(1, batch_size)
+        ordered = sorted(todo, key=lambda item: _prompt_chars(item.prompt))
+        return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
     def _executor(self, kind: str, workers: int) -> Any:
         from recfuse.llm.executors import LocalExecutor, RayExecutor

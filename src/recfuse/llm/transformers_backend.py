@@ -22,13 +22,12 @@ from recfuse.llm.base import (
     GenerationParams,
     Pooling,
     Prompt,
-    RawPrompt,
-    as_chat,
-    truncate_at_stop,
+    ScoreManyMixin,
 )
+from recfuse.llm.hf_prompts import HFPromptMixin
 
 
-class TransformersLLM:
+class TransformersLLM(HFPromptMixin, ScoreManyMixin):
     """A frozen local model behind the `LLM` interface.
 
     Args:
@@ -57,26 +56,7 @@ class TransformersLLM:
         self._eos = {int(e) for e in eos_ids if e is not None} | {int(self.tokenizer.eos_token_id)}
         self._pad = int(self.tokenizer.pad_token_id)
 
-    # ------------------------------------------------------------------ rendering and encoding
-
-    def render(self, prompt: Prompt) -> str:
-        """The exact text the model reads for ``prompt`` (chat template applied to chats)."""
-        chat = as_chat(prompt)
-        if chat is None:
-            assert isinstance(prompt, RawPrompt)
-            return prompt.text
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ConfigError(
-                f"model {self.model_name!r} has no chat template; send RawPrompt text instead"
-            )
-        return str(
-            self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        )
-
-    def encode(self, prompt: Prompt) -> list[int]:
-        """Token ids of the rendered prompt (templates carry their own special tokens)."""
-        templated = not isinstance(prompt, RawPrompt)
-        return list(self.tokenizer(self.render(prompt), add_special_tokens=not templated).input_ids)
+    # ------------------------------------------------------------------ encoding
 
     def _pad_batch(self, seqs: list[list[int]], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad id lists into ``input_ids`` and ``attention_mask`` tensors, both ``[B, T]``."""
@@ -137,16 +117,10 @@ class TransformersLLM:
         out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         seconds = (time.perf_counter() - started) / len(seqs)
         new_tokens = out[:, ids.shape[1] :].tolist()
-        gens = []
-        for seq, tokens in zip(seqs, new_tokens, strict=True):
-            end = next((i for i, t in enumerate(tokens) if t in self._eos), None)
-            used = tokens if end is None else tokens[:end]
-            text, hit_stop = truncate_at_stop(
-                self.tokenizer.decode(used, skip_special_tokens=True), params.stop
-            )
-            finish = "stop" if end is not None or hit_stop else "length"
-            count = len(used) + (end is not None)
-            gens.append(Generation(text, len(seq), count, finish, seconds))
+        gens = [
+            self.finish_generation(tokens, len(seq), params.stop, seconds)
+            for seq, tokens in zip(seqs, new_tokens, strict=True)
+        ]
         return gens
 
     # ------------------------------------------------------------------ score

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from recfuse.llm.base import LLM, GenerationParams, prompt_from_identity
+from recfuse.llm.base import LLM, GenerationParams, prompt_from_identity, score_many
 from recfuse.llm.parsing import ParseFailure, ParseSpec
 
 RETRY_TEMPERATURE = 0.7
@@ -68,7 +68,7 @@ class ItemResult:
 def process_batch(llm: LLM, items: list[WorkItem], task: TaskSpec) -> list[ItemResult]:
     """Answer every item of the batch; one result per item, in order."""
     if task.task == "score":
-        return [_score_one(llm, item, task.options) for item in items]
+        return _score_batch(llm, items, task.options)
     return _generate_batch(llm, items, task)
 
 
@@ -126,10 +126,18 @@ def _generate_batch(llm: LLM, items: list[WorkItem], task: TaskSpec) -> list[Ite
     return [r for r in results if r is not None]
 
 
-def _score_one(llm: LLM, item: WorkItem, options: tuple[str, ...]) -> ItemResult:
+def _score_batch(llm: LLM, items: list[WorkItem], options: tuple[str, ...]) -> list[ItemResult]:
+    """Score every item in one `score_many` call (one batched pass on backends that batch)."""
     started = time.perf_counter()
-    logprobs = np.asarray(llm.score(prompt_from_identity(item.prompt), list(options)), dtype=float)
-    seconds = time.perf_counter() - started
+    prompts = [prompt_from_identity(item.prompt) for item in items]
+    scores = score_many(llm, [(prompt, options) for prompt in prompts])
+    seconds = (time.perf_counter() - started) / max(len(items), 1)
+    return [_score_result(item, options, s, seconds) for item, s in zip(items, scores, strict=True)]
+
+
+def _score_result(
+    item: WorkItem, options: tuple[str, ...], logprobs: np.ndarray, seconds: float
+) -> ItemResult:
     raw = json.dumps(dict(zip(options, logprobs.tolist(), strict=True)))
     if not np.isfinite(logprobs).all():
         return ItemResult(

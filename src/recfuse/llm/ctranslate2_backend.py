@@ -1,0 +1,381 @@
+"""`CTranslate2LLM`: fast CPU generation and scoring with CTranslate2 (the default where installed).
+
+The dense Hugging Face copy of the model (``recfuse.frozen``; for SmolLM2 the dequantized GGUF)
+is converted once into ``$RECFUSE_CACHE/models/<name>-<weights hash>-ct2-<ctranslate2 version>``
+(float32, written to a temporary folder and renamed, so a killed conversion leaves no half
+model); ``compute_type`` (``int8`` by default, ``float32`` for parity with transformers) is
+applied when the model loads. Prompts are rendered and tokenized by the same tokenizer as the
+transformers backend, so the two read identical token ids.
+
+Speed comes from three things: CTranslate2's kernels, batches of prompts of equal length (its
+decoder feeds variable-length prompts only up to the shortest one at once), and the template
+prefix every prompt of a task shares (system message, data rule, instruction), which is computed
+once and cached as CTranslate2's ``static_prompt``. Per-layer hidden states are not exposed by
+CTranslate2; `hidden_states` loads the transformers backend on first use and delegates.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recfuse.errors import ConfigError
+from recfuse.llm.base import (
+    Generation,
+    GenerationParams,
+    Pooling,
+    Prompt,
+    ScoreItem,
+    ScoreManyMixin,
+)
+from recfuse.llm.hf_prompts import HFPromptMixin
+
+COMPUTE_TYPES = ("int8", "float32", "int8_float32")
+# Static prefixes shorter than this are not worth a cache entry.
+MIN_PREFIX_TOKENS = 8
+# CTranslate2 keeps every cached static prompt for the generator's lifetime (SmolLM2: ~46 KB of
+# keys and values per prefix token, ~4.6 MB for a 100-token prefix); past this many distinct
+# prefixes new ones are sent inline instead (results stay equal up to int8 rounding).
+MAX_CACHED_PREFIXES = 64
+
+
+def _import_ctranslate2() -> Any:
+    try:
+        import ctranslate2
+    except ImportError:
+        raise ConfigError(
+            "backend ctranslate2 needs the package ctranslate2 (pip install 'recfuse[llm]' or "
+            "ctranslate2==4.8.5); or use backend kind 'transformers'"
+        ) from None
+    return ctranslate2
+
+
+def converted_folder(model: str = "smollm2") -> Path:
+    """The CTranslate2 conversion of ``model``, made once (atomically) in the recfuse cache.
+
+    Content-addressed by the weights hash and the ctranslate2 version (its model format).
+    """
+    from recfuse.data.locate import cache_root
+    from recfuse.frozen import locate_model
+    from recfuse.frozen.load import model_folder
+
+    ctranslate2 = _import_ctranslate2()
+    source = locate_model(model)
+    if source.kind != "decoder":
+        raise ConfigError(f"model {model!r} is an encoder; the LLM backends need a causal LM")
+    target = (
+        cache_root()
+        / "models"
+        / f"{source.name}-{source.weights_hash()}-ct2-{ctranslate2.__version__}"
+    )
+    if (target / "model.bin").is_file():
+        return target
+    dense = model_folder(source)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    converter = ctranslate2.converters.TransformersConverter(str(dense), low_cpu_mem_usage=True)
+    converter.convert(str(tmp), quantization=None, force=True)
+    try:
+        os.replace(tmp, target)  # atomic: a killed conversion leaves only the tmp folder
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
+    return target
+
+
+class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
+    """A local causal LM run by CTranslate2 behind the `LLM` interface.
+
+    Args:
+        model: ``"smollm2"`` or a local Hugging Face causal-LM folder (or ``.gguf`` file).
+        compute_type: ``int8`` (default; weights quantized at load), ``float32`` (matches the
+            transformers backend) or ``int8_float32``.
+        batch_size: prompts per CTranslate2 call (after bucketing by length and prefix).
+        threads: intra-op threads per call (``intra_threads``; default 1).
+        inter_threads: calls run in parallel, each with ``threads`` threads (on 2 cores:
+            ``threads=1, inter_threads=2`` or ``threads=2, inter_threads=1``).
+        prefix_cache: reuse the shared template prefix across calls (``static_prompt``).
+    """
+
+    backend = "ctranslate2"
+
+    def __init__(
+        self,
+        model: str = "smollm2",
+        compute_type: str = "int8",
+        batch_size: int = 32,
+        threads: int | None = None,
+        inter_threads: int = 1,
+        prefix_cache: bool = True,
+    ):
+        from transformers import AutoTokenizer, GenerationConfig
+
+        from recfuse.frozen import locate_model
+        from recfuse.frozen.load import model_folder
+
+        if compute_type not in COMPUTE_TYPES:
+            raise ConfigError(f"compute_type must be one of {COMPUTE_TYPES}, not {compute_type!r}")
+        ctranslate2 = _import_ctranslate2()
+        source = locate_model(model)
+        folder = converted_folder(model)
+        dense = model_folder(source)
+        self.tokenizer = AutoTokenizer.from_pretrained(dense)
+        self.model_name = source.name
+        self.model_ref = model
+        self.compute_type = compute_type
+        self.model_id = f"{source.name}-{source.weights_hash()}-ct2-{compute_type}"
+        self.batch_size = max(1, int(batch_size))
+        self.threads = int(threads or 1)
+        self.inter_threads = max(1, int(inter_threads))
+        self.prefix_cache = prefix_cache
+        self.generator = ctranslate2.Generator(
+            str(folder),
+            device="cpu",
+            compute_type=compute_type,
+            intra_threads=self.threads,
+            inter_threads=self.inter_threads,
+        )
+        self._ct2 = ctranslate2
+        eos = GenerationConfig.from_pretrained(dense).eos_token_id
+        eos_ids = eos if isinstance(eos, list) else [eos]
+        self._eos = {int(e) for e in eos_ids if e is not None} | {int(self.tokenizer.eos_token_id)}
+        self._prefixes: set[tuple[int, ...]] = set()
+        self._reference: Any = None
+
+    # ------------------------------------------------------------------ batching
+
+    def _tokens(self, ids: Sequence[int]) -> list[str]:
+        return list(self.tokenizer.convert_ids_to_tokens(list(ids)))
+
+    def _buckets(
+        self, encoded: list[tuple[list[int], int]], exact_length: bool
+    ) -> list[tuple[tuple[int, ...], list[int]]]:
+        """Group prompt indices by shared prefix (and length), in chunks of ``batch_size``.
+
+        Returns ``[(prefix ids, [prompt index, ...])]``; within a prefix group prompts are
+        sorted by length, so a chunk wastes little on uneven lengths. ``exact_length`` puts only
+        equal-length prompts together (scoring reads the logits after the last prompt token,
+        which CTranslate2 gives right only when the batch's prompts have equal length).
+        """
+        groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for index, (ids, n_prefix) in enumerate(encoded):
+            prefix = tuple(ids[:n_prefix]) if self._use_prefix(ids, n_prefix) else ()
+            groups[(prefix, len(ids)) if exact_length else (prefix,)].append(index)
+        chunks = []
+        for key in sorted(groups, key=lambda k: (len(k[0]), k[1:])):
+            rows = sorted(groups[key], key=lambda i: len(encoded[i][0]))
+            for start in range(0, len(rows), self.batch_size):
+                chunks.append((key[0], rows[start : start + self.batch_size]))
+        return chunks
+
+    def _use_prefix(self, ids: list[int], n_prefix: int) -> bool:
+        if not self.prefix_cache or n_prefix < MIN_PREFIX_TOKENS:
+            return False
+        prefix = tuple(ids[:n_prefix])
+        if prefix in self._prefixes:
+            return True
+        if len(self._prefixes) >= MAX_CACHED_PREFIXES:
+            return False
+        self._prefixes.add(prefix)
+        return True
+
+    def _run(self, calls: list[dict[str, Any]], method: Callable[..., Any]) -> list[Any]:
+        """Run CTranslate2 calls; with ``inter_threads > 1`` they run concurrently."""
+        if self.inter_threads == 1:
+            return [method(**call) for call in calls]
+        pending = [method(**call, asynchronous=True) for call in calls]
+        return [[r.result() for r in batch] for batch in pending]
+
+    def _start(self, ids: list[int], prefix: tuple[int, ...]) -> list[str]:
+        return self._tokens(ids[len(prefix) :])
+
+    # ------------------------------------------------------------------ generate
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        max_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        json_schema: dict[str, Any] | None = None,
+        seed: int = 0,
+    ) -> list[Generation]:
+        """Generate continuations, batched by shared prefix and length; greedy at temperature 0.
+
+        Sampling (temperature > 0) draws from the whole vocabulary after ``seed`` is set, but
+        CTranslate2's sampler is not reproducible from call to call. ``json_schema`` does not
+        constrain decoding (the job's parser validates instead).
+        """
+        params = GenerationParams(max_tokens, temperature, tuple(stop or ()), json_schema, seed)
+        encoded = [self.encode_split(p) for p in prompts]
+        chunks = self._buckets(encoded, exact_length=False)
+        if params.temperature > 0:
+            self._ct2.set_random_seed(params.seed)
+        started = time.perf_counter()
+        calls = [self._generate_call(encoded, prefix, rows, params) for prefix, rows in chunks]
+        outputs = self._run(calls, self.generator.generate_batch)
+        seconds = (time.perf_counter() - started) / max(len(prompts), 1)
+        results: list[Generation | None] = [None] * len(prompts)
+        for (_, rows), batch in zip(chunks, outputs, strict=True):
+            for row, out in zip(rows, batch, strict=True):
+                results[row] = self.finish_generation(
+                    out.sequences_ids[0], len(encoded[row][0]), params.stop, seconds
+                )
+        return [r for r in results if r is not None]
+
+    def _generate_call(
+        self,
+        encoded: list[tuple[list[int], int]],
+        prefix: tuple[int, ...],
+        rows: list[int],
+        params: GenerationParams,
+    ) -> dict[str, Any]:
+        call: dict[str, Any] = {
+            "start_tokens": [self._start(encoded[i][0], prefix) for i in rows],
+            "max_length": params.max_tokens,
+            "include_prompt_in_result": False,
+            "end_token": sorted(self._eos),
+            "return_end_token": True,
+            "max_batch_size": self.batch_size,
+        }
+        if prefix:
+            call["static_prompt"] = self._tokens(prefix)
+        if params.temperature > 0:
+            call.update(sampling_topk=0, sampling_temperature=params.temperature)
+        if params.stop:
+            call["callback"] = self._stop_callback(params.stop, len(rows))
+        return call
+
+    def _stop_callback(self, stop: tuple[str, ...], n: int) -> Callable[[Any], bool]:
+        """Stop a row as soon as its decoded tail contains a stop string."""
+        window = max(len(s) for s in stop) + 4  # tokens: a stop string spans at most its chars
+        generated: list[list[int]] = [[] for _ in range(n)]
+
+        def callback(step: Any) -> bool:
+            ids = generated[step.batch_id]
+            ids.append(int(step.token_id))
+            tail = self.tokenizer.decode(ids[-window:], skip_special_tokens=True)
+            return any(s and s in tail for s in stop)
+
+        return callback
+
+    # ------------------------------------------------------------------ score
+
+    def score(self, prompt: Prompt, options: Sequence[str]) -> np.ndarray:
+        """Sum of option-token log-probabilities after the rendered prompt, ``[len(options)]``.
+
+        The same computation as `score_many` on one item (so the two agree exactly).
+        """
+        return self.score_many([(prompt, options)])[0]
+
+    def score_many(self, items: Sequence[ScoreItem]) -> list[np.ndarray]:
+        """Score every ``(prompt, options)`` item; one float64 ``[len(options)]`` per item.
+
+        Prompt and options are tokenized separately and concatenated (as the transformers
+        backend does). Each distinct prompt runs once, batched with equal-length prompts of the
+        same template prefix (computed once per prefix); single-token options are read from
+        that one pass's next-token distribution, so a yes/no or A/B score costs one prompt pass
+        however many options. Longer options are scored as full sequences with ``score_batch``.
+        """
+        encoded = [self.encode_split(prompt) for prompt, _ in items]
+        option_ids = [self._option_ids(options) for _, options in items]
+        out = [np.zeros(len(o), dtype=np.float64) for o in option_ids]
+        first = self._next_token_logprobs(encoded, [i for i, o in enumerate(option_ids) if o])
+        long_pairs: list[tuple[int, int]] = []
+        for i, opts in enumerate(option_ids):
+            for j, opt in enumerate(opts):
+                if len(opt) == 1:
+                    out[i][j] = first[i][opt[0]]
+                else:
+                    long_pairs.append((i, j))
+        if long_pairs:
+            self._score_sequences(encoded, option_ids, long_pairs, out)
+        return out
+
+    def _score_sequences(
+        self,
+        encoded: list[tuple[list[int], int]],
+        option_ids: list[list[list[int]]],
+        pairs: list[tuple[int, int]],
+        out: list[np.ndarray],
+    ) -> None:
+        """Score (item, option) pairs as whole prompt + option sequences into ``out``.
+
+        Sequences are batched by exact length: padding changes int8 activation scales, and
+        results must not depend on what a sequence is batched with.
+        """
+        by_length: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for i, j in pairs:
+            by_length[len(encoded[i][0]) + len(option_ids[i][j])].append((i, j))
+        chunks = [
+            group[s : s + self.batch_size]
+            for group in by_length.values()
+            for s in range(0, len(group), self.batch_size)
+        ]
+        calls = [
+            {
+                "tokens": [self._tokens(encoded[i][0] + option_ids[i][j]) for i, j in chunk],
+                "max_input_length": 0,
+            }
+            for chunk in chunks
+        ]
+        for chunk, batch in zip(chunks, self._run(calls, self.generator.score_batch), strict=True):
+            for (i, j), result in zip(chunk, batch, strict=True):
+                out[i][j] = float(np.sum(result.log_probs[-len(option_ids[i][j]) :]))
+
+    def _option_ids(self, options: Sequence[str]) -> list[list[int]]:
+        ids = [list(self.tokenizer(o, add_special_tokens=False).input_ids) for o in options]
+        if any(not o for o in ids):
+            raise ConfigError(f"score: empty option in {list(options)!r}")
+        return ids
+
+    def _next_token_logprobs(
+        self, encoded: list[tuple[list[int], int]], wanted: list[int]
+    ) -> dict[int, np.ndarray]:
+        """Log-softmax of the next-token logits after each wanted prompt, ``{index: [V]}``."""
+        unique: dict[tuple[int, ...], int] = {}
+        for i in wanted:
+            unique.setdefault(tuple(encoded[i][0]), i)
+        reps = list(unique.values())
+        chunks = self._buckets([encoded[i] for i in reps], exact_length=True)
+        calls = []
+        for prefix, rows in chunks:
+            call: dict[str, Any] = {
+                "start_tokens": [self._start(encoded[reps[r]][0], prefix) for r in rows],
+                "max_length": 1,
+                "include_prompt_in_result": False,
+                "return_logits_vocab": True,
+            }
+            if prefix:
+                call["static_prompt"] = self._tokens(prefix)
+            calls.append(call)
+        by_prompt: dict[tuple[int, ...], np.ndarray] = {}
+        for (_, rows), batch in zip(
+            chunks, self._run(calls, self.generator.generate_batch), strict=True
+        ):
+            for r, result in zip(rows, batch, strict=True):
+                logits = np.asarray(result.logits[0], dtype=np.float64).reshape(-1)
+                shifted = logits - logits.max()
+                by_prompt[tuple(encoded[reps[r]][0])] = shifted - np.log(np.exp(shifted).sum())
+        return {i: by_prompt[tuple(encoded[i][0])] for i in wanted}
+
+    # ------------------------------------------------------------------ hidden states
+
+    def hidden_states(
+        self, texts: Sequence[str], layers: Sequence[int], pooling: Pooling = "mean"
+    ) -> np.ndarray:
+        """Per-layer states from the transformers backend (CTranslate2 exposes none).
+
+        Float32 ``[len(layers), len(texts), hidden_size]``; the reference model loads on first use.
+        """
+        if self._reference is None:
+            from recfuse.llm.transformers_backend import TransformersLLM
+
+            self._reference = TransformersLLM(self.model_ref, batch_size=self.batch_size)
+        return np.asarray(self._reference.hidden_states(texts, layers, pooling))

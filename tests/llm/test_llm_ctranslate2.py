@@ -1,0 +1,181 @@
+"""The CTranslate2 backend against the transformers reference on the real SmolLM2.
+
+float32 must reproduce the reference's greedy text exactly and its log-probabilities to 1e-3;
+int8 must keep the order of clearly different options (its differences are printed with -s).
+Batched scoring (`score_many`) must equal one-by-one scoring.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from recfuse.llm import BackendSpec, PromptTemplate, RawPrompt, score_many
+from recfuse.llm.base import Prompt
+
+pytestmark = pytest.mark.slow
+
+TEMPLATE = PromptTemplate(user="In one sentence, what is this book about?\n{title}", version="t")
+PAIRWISE = PromptTemplate(
+    user="Which book would a reader of {history} enjoy more? Answer A or B.\nA: {a}\nB: {b}",
+    version="t",
+)
+PROMPTS: list[Prompt] = [
+    TEMPLATE.build({"title": "Dune"}),
+    TEMPLATE.build({"title": "The Left Hand of Darkness"}),
+    TEMPLATE.build({"title": "Emma"}),
+    "What is the capital of France?",
+    "Name one colour of the rainbow.",
+    RawPrompt("The capital of France is"),
+]
+SCORE_ITEMS: list[tuple[Prompt, list[str]]] = [
+    ("What is the capital of France? Answer with one word.", ["Paris", "banana", "Berlin"]),
+    (RawPrompt("The capital of France is"), [" Paris", " banana", " the city of Paris"]),
+    (PAIRWISE.build({"history": "Dune; Solaris", "a": "Hyperion", "b": "Emma"}), ["A", "B"]),
+    (PAIRWISE.build({"history": "Emma", "a": "Persuasion", "b": "Neuromancer"}), ["A", "B"]),
+    (PAIRWISE.build({"history": "Dune; Solaris", "a": "Hyperion", "b": "Emma"}), ["A", "B"]),
+    (TEMPLATE.build({"title": "Walden"}), [" yes", " no", " It is a memoir"]),
+]
+# (prompt, better option, worse option) with a wide margin under the float32 model.
+CLEAR = [
+    ("What is the capital of France? Answer with one word.", "Paris", "banana"),
+    (RawPrompt("The capital of France is"), " Paris", " banana"),
+    (RawPrompt("One, two, three,"), " four", " purple"),
+]
+
+
+def test_float32_greedy_text_equals_transformers(smollm2: Any, ct2_float32: Any) -> None:
+    reference = smollm2.generate(PROMPTS, max_tokens=20)
+    fast = ct2_float32.generate(PROMPTS, max_tokens=20)
+    assert [g.text for g in fast] == [g.text for g in reference]
+    assert [g.finish_reason for g in fast] == [g.finish_reason for g in reference]
+    assert [g.prompt_tokens for g in fast] == [g.prompt_tokens for g in reference]
+    # Batching, bucketing and the prefix cache do not change greedy text.
+    assert [g.text for g in ct2_float32.generate(PROMPTS[::-1], max_tokens=20)] == [
+        g.text for g in reference[::-1]
+    ]
+
+
+def test_generate_respects_max_tokens_and_stop(ct2_int8: Any) -> None:
+    free = ct2_int8.generate([PROMPTS[3]], max_tokens=12)[0]
+    assert "Paris" in free.text and 0 < free.completion_tokens <= 12
+    short = ct2_int8.generate([PROMPTS[1]], max_tokens=3)[0]
+    assert short.completion_tokens == 3 and short.finish_reason == "length"
+    word = "France" if "France" in free.text else free.text.split()[1]
+    cut = ct2_int8.generate([PROMPTS[3]], max_tokens=12, stop=[word])[0]
+    assert word not in cut.text and free.text.startswith(cut.text)
+    assert cut.finish_reason == "stop"
+    sampled = ct2_int8.generate(PROMPTS[:2], max_tokens=8, temperature=0.9, seed=3)
+    assert all(g.text.strip() and g.completion_tokens <= 8 for g in sampled)
+
+
+def test_float32_scores_equal_transformers(smollm2: Any, ct2_float32: Any) -> None:
+    for prompt, options in SCORE_ITEMS:
+        np.testing.assert_allclose(
+            ct2_float32.score(prompt, options), smollm2.score(prompt, options), atol=1e-3
+        )
+
+
+def test_int8_keeps_the_order_of_clear_options(ct2_float32: Any, ct2_int8: Any) -> None:
+    diffs = []
+    for prompt, better, worse in CLEAR:
+        exact = ct2_float32.score(prompt, [better, worse])
+        quantized = ct2_int8.score(prompt, [better, worse])
+        assert exact[0] > exact[1] + 3.0, exact
+        assert quantized[0] > quantized[1] + 1.0, quantized
+        diffs.append(np.abs(exact - quantized).max())
+    for prompt, options in SCORE_ITEMS:
+        diffs.append(
+            np.abs(ct2_float32.score(prompt, options) - ct2_int8.score(prompt, options)).max()
+        )
+    print(f"int8 vs float32 log-prob differences (nats): max {max(diffs):.3f}, "
+          f"mean {np.mean(diffs):.3f} over {len(diffs)} items")  # fmt: skip
+    assert max(diffs) < 5.0
+
+
+@pytest.mark.parametrize("fixture", ["ct2_float32", "ct2_int8", "smollm2"])
+def test_batched_scoring_equals_one_by_one(fixture: str, request: pytest.FixtureRequest) -> None:
+    llm = request.getfixturevalue(fixture)
+    batched = score_many(llm, SCORE_ITEMS)
+    single = [llm.score(prompt, options) for prompt, options in SCORE_ITEMS]
+    assert len(batched) == len(SCORE_ITEMS)
+    for b, s, (_, options) in zip(batched, single, SCORE_ITEMS, strict=True):
+        assert b.shape == (len(options),)
+        np.testing.assert_allclose(b, s, atol=1e-4)
+    np.testing.assert_array_equal(batched[2], batched[4])  # the same prompt twice
+
+
+def test_prefix_split_keeps_the_token_ids(ct2_int8: Any) -> None:
+    for prompt in PROMPTS + [p for p, _ in SCORE_ITEMS]:
+        ids, n_prefix = ct2_int8.encode_split(prompt)
+        assert ids == ct2_int8.encode(prompt)
+        assert 0 <= n_prefix < len(ids)
+    a, na = ct2_int8.encode_split(SCORE_ITEMS[2][0])
+    b, nb = ct2_int8.encode_split(SCORE_ITEMS[3][0])
+    assert na == nb > 20 and a[:na] == b[:nb]  # the template text before the first fence
+    assert ct2_int8.encode_split(RawPrompt("The capital of France is"))[1] == 0
+
+
+def test_auto_spec_picks_ctranslate2_with_matching_identity(ct2_int8: Any) -> None:
+    spec = BackendSpec()
+    assert spec.resolved_kind() == "ctranslate2"
+    assert spec.effective_batch_size() == 32
+    assert spec.identity() == (ct2_int8.backend, ct2_int8.model_id)
+    assert BackendSpec(compute_type="float32").identity()[1] != ct2_int8.model_id
+
+
+def test_hidden_states_delegate_to_transformers(ct2_int8: Any, smollm2: Any) -> None:
+    states = ct2_int8.hidden_states(["Dune", "Emma"], layers=[0, -1])
+    assert states.shape == (2, 2, 576)
+    np.testing.assert_allclose(
+        states, smollm2.hidden_states(["Dune", "Emma"], layers=[0, -1]), atol=1e-5
+    )
+
+
+class CountingScorer:
+    """Delegates to a real backend; records how `score_many` and `score` are called."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.backend, self.model_id, self.batch_size = inner.backend, inner.model_id, 8
+        self.many_calls: list[int] = []
+        self.single_calls = 0
+
+    def generate(self, prompts: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a score job must not generate")
+
+    def score(self, prompt: Prompt, options: Any) -> np.ndarray:
+        self.single_calls += 1
+        return self.inner.score(prompt, options)
+
+    def score_many(self, items: Any) -> list[np.ndarray]:
+        self.many_calls.append(len(items))
+        return self.inner.score_many(items)
+
+
+def test_score_job_runs_in_large_batches_and_stores_the_scores(ct2_int8: Any, tmp_path) -> None:
+    from recfuse.llm import LLMJob, PromptRecord
+
+    books = ["Dune", "Emma", "Hyperion", "Walden", "Solaris", "Kindred", "Beloved", "Ulysses"]
+    records = [
+        PromptRecord(f"{a}-{b}", {"history": "Dune; Solaris", "a": a, "b": b})
+        for a in books
+        for b in books
+        if a < b
+    ]
+    counting = CountingScorer(ct2_int8)
+    job = LLMJob("pairs", records, PAIRWISE, backend=counting, task="score",
+                 options=["A", "B"], cache=tmp_path / "c.sqlite", progress=False)  # fmt: skip
+    report = job.run()
+    assert report.completed == len(records) == 28
+    assert counting.many_calls == [28] and counting.single_calls == 0  # one batched call
+    stored = {r["id"]: r["parsed"] for r in job.cache.job_outputs("pairs")}
+    for record in records[:5]:
+        expected = ct2_int8.score(PAIRWISE.build(record.fields), ["A", "B"])
+        got = stored[record.id]["logprobs"]
+        np.testing.assert_allclose([got["A"], got["B"]], expected, atol=1e-6)
+        assert sum(stored[record.id]["probs"].values()) == pytest.approx(1.0)
+    assert job.run().completed == 0  # cached: a rerun computes nothing
+    assert counting.many_calls == [28]
