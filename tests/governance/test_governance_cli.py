@@ -33,6 +33,12 @@ def db(tmp_path: Path) -> Path:
 
 
 def test_verify_ok_then_tampered(db: Path) -> None:
+    # entries 10..12 came after the last signed checkpoint (size 10): not yet covered
+    result = runner.invoke(app, ["verify", str(db)])
+    assert result.exit_code == 1 and "entries 10..12 are not covered" in result.output
+    result = runner.invoke(app, ["verify", str(db), "--allow-uncovered"])
+    assert result.exit_code == 0 and "entries 10..12 NOT covered" in result.output
+    assert runner.invoke(app, ["checkpoint", str(db)]).exit_code == 0
     result = runner.invoke(app, ["verify", str(db)])
     assert (
         result.exit_code == 0 and result.output.startswith("OK") and "13 entries" in result.output
@@ -55,8 +61,11 @@ def test_prove_and_check(db: Path, tmp_path: Path) -> None:
     bundle = json.loads(out.read_text())
     assert bundle["leaf_index"] == 7 and bundle["tree_size"] == 10  # the checkpoint at size 10
     assert runner.invoke(app, ["check-proof", str(out)]).exit_code == 0
-    # an entry newer than every checkpoint gets a fresh one
-    fresh = json.loads(runner.invoke(app, ["prove", str(db), "12"]).output)
+    # an entry newer than every checkpoint: an error by default (prove does not write)...
+    result = runner.invoke(app, ["prove", str(db), "12"])
+    assert isinstance(result.exception, DataError) and "--sign" in str(result.exception)
+    # ...and a fresh checkpoint when asked to sign one
+    fresh = json.loads(runner.invoke(app, ["prove", str(db), "12", "--sign"]).output)
     assert fresh["tree_size"] == 13
     # any change to the proved entry breaks the proof
     forged = dict(bundle, entry_base64=json.loads(json.dumps(bundle))["entry_base64"][:-4] + "AAA=")
@@ -74,9 +83,9 @@ def test_witness_checkpoint_catches_truncation(db: Path, tmp_path: Path) -> None
     witness.write_text(result.output)
     assert runner.invoke(app, ["verify", str(db), "--witness", str(witness)]).exit_code == 0
     with sqlite3.connect(db) as conn:  # cut the tail off consistently: entries, nodes, checkpoints
-        conn.execute("DELETE FROM entries WHERE idx >= 11")
-        conn.execute("DELETE FROM nodes WHERE (idx + 1) * (1 << level) > 11")
-        conn.execute("DELETE FROM checkpoints WHERE tree_size > 11")
+        conn.execute("DELETE FROM entries WHERE idx >= 10")
+        conn.execute("DELETE FROM nodes WHERE (idx + 1) * (1 << level) > 10")
+        conn.execute("DELETE FROM checkpoints WHERE tree_size > 10")
     result = runner.invoke(app, ["verify", str(db)])
     assert result.exit_code == 0  # nothing inside the file betrays a clean truncation...
     result = runner.invoke(app, ["verify", str(db), "--witness", str(witness)])

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from recfuse.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from recfuse.governance.signing import Checkpoint
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -31,66 +34,69 @@ def _existing(db: Path) -> Path:
     return db
 
 
+def _witness(path: Path) -> tuple[Checkpoint, bytes | None]:
+    """A witness file written by `recfuse ledger checkpoint`: the checkpoint and its key."""
+    from recfuse.governance.signing import Checkpoint
+
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        cp = Checkpoint.from_json(obj)
+    except (OSError, ValueError, RecursionError, ConfigError) as exc:
+        raise DataError(f"--witness {path}: not a checkpoint written by `ledger checkpoint` ({exc})")
+    key = obj.get("public_key")
+    return cp, _key(key) if isinstance(key, str) and key else None
+
+
 @app.command()
 def verify(
-    db: Annotated[Path, typer.Argument(help="The ledger's SQLite file.")],
+    db: Annotated[Path, typer.Argument(help="The ledger's SQLite file (opened read-only).")],
     public_key: Annotated[
         str | None, typer.Option(help="Pin the signer (hex); default: the file's key.")
     ] = None,
     witness: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
-            help="A checkpoint JSON kept elsewhere (`recfuse ledger checkpoint`): the log must extend it."
+            help="A checkpoint JSON kept elsewhere (`recfuse ledger checkpoint`): the log must "
+            "extend it. Without one, a rewrite that also deletes the checkpoints and the key is "
+            "not detectable. Repeatable."
         ),
     ] = None,
+    allow_uncovered: Annotated[
+        bool,
+        typer.Option(help="Do not fail on entries newer than every signed checkpoint."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
 ) -> None:
-    """Recompute every hash and signature; name the first bad entry. Exit 1 if anything is wrong."""
-    from recfuse.governance.signing import Checkpoint
-    from recfuse.governance.verify import Finding, verify_ledger
+    """Recompute every hash and signature; name the first bad entry. Exit 1 if anything is wrong.
+
+    Entries that no verified signed checkpoint covers fail the check when the log has a key.
+    """
+    from recfuse.governance.verify import verify_ledger
 
     pinned = _key(public_key)
-    report = verify_ledger(_existing(db), pinned)
-    if witness is not None:
-        cp = Checkpoint.from_json(json.loads(witness.read_text()))
-        key = pinned or _key(json.loads(witness.read_text()).get("public_key"))
-        if key is None or not cp.verify(key):
-            report.findings.append(
-                Finding("witness", str(witness), "witness signature does not verify")
-            )
-        elif cp.tree_size > report.size:
-            report.findings.append(
-                Finding(
-                    "witness",
-                    str(witness),
-                    f"witness saw {cp.tree_size} entries; the log holds {report.size}",
-                    report.size,
-                )
-            )
-        else:
-            from recfuse.governance.ledger import Ledger
-
-            with Ledger(db) as ledger:
-                if ledger.root(cp.tree_size) != cp.root:
-                    report.findings.append(
-                        Finding(
-                            "witness",
-                            str(witness),
-                            f"the log's first {cp.tree_size} entries differ from what the witness signed",
-                        )
-                    )
+    witnesses = [_witness(w) for w in witness or []]
+    report = verify_ledger(
+        db, pinned, witnesses=witnesses, require_coverage=not allow_uncovered
+    )
+    uncovered = report.uncovered
     if as_json:
         out = {
             "ok": report.ok, "path": report.path, "size": report.size, "root": report.root,
-            "checkpoints": report.checkpoints, "blobs": report.blobs,
+            "checkpoints": report.checkpoints, "blobs": report.blobs, "covered": report.covered,
+            "uncovered": list(uncovered) if uncovered else None,
             "first_bad_entry": report.first_bad_entry,
             "findings": [f.__dict__ | {"text": str(f)} for f in report.findings],
         }  # fmt: skip
         typer.echo(json.dumps(out, indent=2))
     elif report.ok:
+        note = ""
+        if uncovered is not None:
+            note = f"; entries {uncovered[0]}..{uncovered[1]} NOT covered by a signed checkpoint"
         typer.echo(
             f"OK {db}: {report.size} entries, root {report.root}, "
-            f"{report.checkpoints} signed checkpoints verified, {report.blobs} blobs"
+            f"{report.checkpoints} signed checkpoints verified, {report.blobs} blobs{note}"
         )
     else:
         first = report.first
@@ -109,21 +115,27 @@ def prove(
     entry: Annotated[int, typer.Argument(help="Index of the entry to prove.")],
     out: Annotated[Path | None, typer.Option(help="Also write the proof to this file.")] = None,
     sign: Annotated[
-        bool, typer.Option(help="Sign a new checkpoint if none covers the entry yet.")
-    ] = True,
+        bool,
+        typer.Option(
+            help="Sign a new checkpoint if none covers the entry yet (the only way this command "
+            "writes; without it the ledger is opened read-only)."
+        ),
+    ] = False,
 ) -> None:
     """Print a self-contained inclusion proof (entry, path, signed checkpoint, public key)."""
     from recfuse.atomic import write_json
     from recfuse.governance.bundle import make_bundle
     from recfuse.governance.ledger import Ledger
 
-    with Ledger(_existing(db)) as ledger:
+    with Ledger(_existing(db), read_only=not sign) as ledger:
         if not 0 <= entry < ledger.size():
             raise DataError(f"{db}: no entry {entry} (the log has {ledger.size()})")
         try:
             bundle = make_bundle(ledger, entry, sign_if_needed=sign)
         except ValueError as exc:
-            raise DataError(f"{db}: {exc}; run without --no-sign") from exc
+            raise DataError(
+                f"{db}: {exc}; sign one (`recfuse ledger checkpoint {db}`) or pass --sign"
+            ) from exc
     if out is not None:
         write_json(out, bundle)
     typer.echo(json.dumps(bundle, indent=2))
@@ -175,7 +187,7 @@ def consistency(
     from recfuse.governance.bundle import make_consistency
     from recfuse.governance.ledger import Ledger
 
-    with Ledger(_existing(db)) as ledger:
+    with Ledger(_existing(db), read_only=True) as ledger:
         n = len(ledger.checkpoints())
         for seq in (old, new):
             if seq is not None and not 0 <= seq < n:
@@ -199,18 +211,19 @@ def show(
 
     table = Table("#", "time", "actor", "action", "resource", "decision", "outcome", "policies")
     shown = 0
-    with Ledger(_existing(db)) as ledger:
+    with Ledger(_existing(db), read_only=True) as ledger:
         for e in ledger.entries(start):
             if (decision and e.get("decision") != decision) or (
                 action and e.get("action") != action
             ):
                 continue
-            res = e.get("resource") or {}
+            res = e.get("resource") if isinstance(e.get("resource"), dict) else {}
+            reasons = e.get("reasons") if isinstance(e.get("reasons"), list) else []
             table.add_row(
                 str(e.get("index")), str(e.get("time", ""))[:23], str(e.get("actor", "")),
                 str(e.get("action", "")), f"{res.get('type', '')}::{res.get('id', '')}"[:48],
                 str(e.get("decision", "")), str(e.get("outcome", "")),
-                ", ".join(e.get("reasons") or []),
+                ", ".join(map(str, reasons)),
             )  # fmt: skip
             shown += 1
             if shown >= limit:
@@ -227,7 +240,7 @@ def blob(
     from recfuse.governance.digest import sha256_hex
     from recfuse.governance.ledger import Ledger
 
-    with Ledger(_existing(db)) as ledger:
+    with Ledger(_existing(db), read_only=True) as ledger:
         data = ledger.blob(digest)
     if data is None:
         raise DataError(f"{db}: no content kept for {digest}")

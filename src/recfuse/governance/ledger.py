@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import sqlite3
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -68,6 +69,19 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def open_read_only(path: str | Path) -> sqlite3.Connection:
+    """Open exactly the file ``path`` names, read-only (``mode=ro``): nothing is ever written.
+
+    The path is percent-encoded into the SQLite URI, so a name holding ``%41``, ``#`` or ``?``
+    opens that very file and not another one. Raises `DataError` when there is no such file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no ledger file here")
+    uri = "file:" + urllib.parse.quote(str(path.resolve()), safe="/") + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+
 def default_key_path(db_path: str | Path) -> Path:
     """Where a ledger's signing key lives unless told otherwise: ``<db>.key`` beside it."""
     return Path(f"{db_path}.key")
@@ -86,6 +100,8 @@ class Ledger:
             crashed process, and a power cut can lose the last commits but never corrupt, reorder
             or half-write the log.
         busy_timeout_s: how long a writer waits for another writer's lock.
+        read_only: open an existing ledger without ever writing to it (for inspection commands:
+            no tables or meta rows are created, appends and checkpoints raise).
     """
 
     def __init__(
@@ -95,28 +111,45 @@ class Ledger:
         checkpoint_every: int = 0,
         durable: bool = False,
         busy_timeout_s: float = 60.0,
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
         self.key_path = Path(key_path) if key_path is not None else default_key_path(self.path)
         self.checkpoint_every = int(checkpoint_every)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._key: Ed25519PrivateKey | None = None
-        self._conn = sqlite3.connect(
-            self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        if read_only:
+            self._conn = open_read_only(self.path)
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._create()
+        try:
+            meta = self.meta()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise DataError(f"{self.path}: not a readable ledger ({exc})") from None
+        if meta.get("format") != FORMAT or not meta.get("log_id"):
+            self._conn.close()
+            raise DataError(
+                f"{self.path}: not a {FORMAT} ledger (format {meta.get('format')!r}, "
+                f"log id {meta.get('log_id')!r}); run `recfuse ledger verify`"
+            )
+        self.log_id = meta["log_id"]
+
+    def _create(self) -> None:
         with self._write() as conn:
             for statement in SCHEMA:
                 conn.execute(statement)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('log_id', ?)", (uuid.uuid4().hex,))
-        meta = self.meta()
-        if meta.get("format") != FORMAT:
-            raise DataError(f"{self.path}: not a {FORMAT} ledger (format {meta.get('format')!r})")
-        self.log_id = meta["log_id"]
 
     # ----------------------------------------------------------------- plumbing
     def close(self) -> None:
@@ -131,6 +164,8 @@ class Ledger:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction holding SQLite's write lock from its first statement."""
+        if self.read_only:
+            raise ConfigError(f"{self.path}: opened read-only; this command does not write")
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -245,16 +280,29 @@ class Ledger:
         return bytes(row[0])
 
     def entry(self, index: int) -> dict[str, Any]:
-        return json.loads(self.body(index))
+        return self._decode(index, self.body(index))
 
     def entries(self, start: int = 0, stop: int | None = None) -> Iterator[dict[str, Any]]:
         stop = self.size() if stop is None else stop
         with self._lock:
             rows = self._conn.execute(
-                "SELECT body FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop)
+                "SELECT idx, body FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (start, stop),
             ).fetchall()
-        for (body,) in rows:
-            yield json.loads(body)
+        for idx, body in rows:
+            yield self._decode(idx, body)
+
+    def _decode(self, index: int, body: object) -> dict[str, Any]:
+        """An entry's JSON object; a damaged body is a `DataError` naming the entry."""
+        try:
+            value = json.loads(body if isinstance(body, bytes | str) else b"")
+        except (ValueError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            raise DataError(
+                f"{self.path}: entry {index}: body is not a JSON object; run `recfuse ledger verify`"
+            )
+        return value
 
     def blob(self, digest: str) -> bytes | None:
         with self._lock:
