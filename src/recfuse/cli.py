@@ -58,6 +58,19 @@ def demo(
     run_demo(full=full)
 
 
+def _aborted(exc: BaseException) -> int:
+    """One line for click's ``Abort`` (which it raises for Ctrl-C and for any stray EOFError)."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, KeyboardInterrupt):
+        typer.echo("error: interrupted", err=True)
+        return 130
+    if isinstance(cause, EOFError):
+        typer.echo(f"error: unexpected end of input or of a file (EOFError: {cause})", err=True)
+        return 1
+    typer.echo("error: aborted", err=True)
+    return 1
+
+
 def main() -> None:
     _mount()
     try:
@@ -66,8 +79,8 @@ def main() -> None:
     except RecfuseError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except typer.Abort:
-        sys.exit(1)
+    except typer.Abort as exc:
+        sys.exit(_aborted(exc))
     except Exception as exc:
         # usage errors of typer's (vendored) click carry their own message and exit code
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):

@@ -13,6 +13,7 @@ import pytest
 
 from recfuse.data import load_dataset, load_interactions_file
 from recfuse.data.locate import CHECKOUT_ROOT
+from recfuse.data.readers import read_json
 from recfuse.errors import ConfigError, DataError
 from recfuse.runs import load_config
 
@@ -36,8 +37,12 @@ def test_truncated_json_names_file_and_line(tmp_path: Path) -> None:
     text = (SHARED / "amazon-office" / "Office.inter.json").read_text()
     (folder / "Office.inter.json").write_text(text[: len(text) // 2])
     shutil.copy(SHARED / "amazon-office" / "Office.item.json", folder)
-    with pytest.raises(DataError, match=r"Office\.inter\.json:\d+:\d+: invalid JSON"):
+    # the catalog's SHA-256 refuses half a file before any reader sees it...
+    with pytest.raises(DataError, match=r"Office\.inter\.json: SHA-256 \w+ does not match"):
         load_dataset("amazon-office", data_dir=tmp_path)
+    # ...and the reader itself names the line and column where the JSON stops
+    with pytest.raises(DataError, match=r"Office\.inter\.json:\d+:\d+: invalid JSON"):
+        read_json(folder / "Office.inter.json")
 
 
 def test_truncated_file_via_cli_exits_2_with_one_line(tmp_path: Path) -> None:

@@ -7,13 +7,14 @@ from recfuse.data.catalog import (
     load_interactions_file,
     load_table,
 )
-from recfuse.data.dataset import Dataset, build_dataset, k_core
+from recfuse.data.dataset import Dataset, build_dataset, filter_min_rating, k_core
 
 __all__ = [
     "CATALOG",
     "Dataset",
     "build_dataset",
     "dataset_folder",
+    "filter_min_rating",
     "k_core",
     "load_dataset",
     "load_interactions_file",

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from recfuse.data.dataset import Dataset, build_dataset
+from recfuse.data.dataset import LINE, Dataset, Duplicates, build_dataset, filter_min_rating
 from recfuse.data.locate import RemoteFile, locate
 from recfuse.data.readers import (
+    is_atomic_header,
     read_atomic,
     read_json,
     read_jsonl,
@@ -327,10 +329,10 @@ def get_spec(name: str) -> DatasetSpec:
     return CATALOG[name]
 
 
-def dataset_folder(name: str, data_dir: str | Path | None = None) -> Path:
-    """The folder holding dataset ``name`` (downloaded and verified if needed)."""
+def dataset_folder(name: str, data_dir: str | Path | None = None, *, rehash: bool = False) -> Path:
+    """The folder holding dataset ``name`` (downloaded if needed; SHA-256s checked, see `locate`)."""
     spec = get_spec(name)
-    return locate(name, spec.files, data_dir)
+    return locate(name, spec.files, data_dir, rehash=rehash)
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
@@ -353,23 +355,50 @@ def load_table(name: str, data_dir: str | Path | None = None) -> pd.DataFrame:
     return result
 
 
+ATOMIC_SUFFIXES = (".inter", ".item", ".user")
+
+
+def read_user_table(path: Path, id_cols: tuple[str, ...]) -> pd.DataFrame:
+    """A user's CSV / TSV / Parquet / RecBole atomic file with ``id_cols`` read as text.
+
+    Ids are never parsed as missing values: ``NA``, ``null`` or ``nan`` are ids like any other
+    (pandas would turn them into NaN and the rows would vanish). An empty id is an error later.
+    """
+    if path.suffix.lower() in ATOMIC_SUFFIXES or (
+        path.suffix.lower() not in (".parquet",) and path.is_file() and is_atomic_header(path)
+    ):
+        return read_atomic(path)
+    frame = read_table(path, dtype={c: str for c in id_cols}, keep_default_na=False)
+    for col in id_cols:  # Parquet keeps its own types: ids become text all the same
+        if col in frame.columns and frame[col].dtype != object:
+            frame[col] = frame[col].astype("string").astype(object)
+    return frame
+
+
 def load_interactions_file(
     path: str | Path,
     *,
     user_col: str = "user_id",
     item_col: str = "item_id",
     time_col: str | None = "timestamp",
+    rating_col: str | None = "rating",
+    min_rating: float | None = None,
+    duplicates: Duplicates = "error",
     items_path: str | Path | None = None,
     item_id_col: str | None = None,
     text_fields: tuple[str, ...] = (),
     name: str | None = None,
 ) -> Dataset:
-    """A user's own data: an interactions file (CSV, TSV or Parquet) and an optional item table.
+    """A user's own data: an interactions file (CSV, TSV, Parquet or a RecBole atomic ``.inter``
+    file with ``name:type`` headers) and an optional item table (same formats, e.g. ``.item``).
 
-    Without ``time_col`` the file order within each user is taken as time order.
+    Without ``time_col`` the file order within each user is taken as time order. The
+    ``rating_col`` column, when the file has it, is kept as ``rating``; ``min_rating`` keeps only
+    rows rated at least that (explicit feedback turned into positives). ``duplicates``: see
+    `build_dataset`.
     """
     path = Path(path)
-    frame = read_table(path, dtype={user_col: str, item_col: str})
+    frame = read_user_table(path, (user_col, item_col))
     if frame.empty:
         raise DataError(f"{path}: no interactions")
     needed = [user_col, item_col] + ([time_col] if time_col else [])
@@ -377,26 +406,44 @@ def load_interactions_file(
     if time_col:
         time = to_int_time(frame[time_col], str(path), time_col)
     else:
-        time = frame.groupby(user_col).cumcount().to_numpy()
+        time = frame.groupby(user_col, sort=False).cumcount().to_numpy()
     raw = pd.DataFrame(
         {
-            "user_id": frame[user_col].astype(str),
-            "item_id": frame[item_col].astype(str),
+            "user_id": frame[user_col].to_numpy(),
+            "item_id": frame[item_col].to_numpy(),
             "time": time,
+            LINE: np.arange(len(frame)) + 2,  # line 1 is the header
         }
     )
+    if rating_col and rating_col in frame.columns:
+        raw["rating"] = _ratings(frame[rating_col], str(path), rating_col)
+    elif min_rating is not None:
+        raise DataError(f"{path}: data.min_rating needs a rating column {rating_col!r}")
     items = None
     if items_path is not None:
-        items_path = Path(items_path)
-        table = read_table(items_path, dtype={item_id_col or item_col: str})
         key = item_id_col or item_col
+        table = read_user_table(Path(items_path), (key,))
         require_columns(table, [key, *text_fields], str(items_path))
         items = table.drop_duplicates(key).set_index(key)
-    return build_dataset(
+    dataset = build_dataset(
         name or path.stem,
         raw,
         items,
         has_timestamps=time_col is not None,
         text_fields=text_fields,
         source=str(path),
+        duplicates=duplicates,
     )
+    return dataset if min_rating is None else filter_min_rating(dataset, min_rating)
+
+
+def _ratings(values: pd.Series, source: str, column: str) -> np.ndarray:
+    """Ratings as float64: every row a finite number, else an error naming the row."""
+    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(numeric)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{source}: row {first + 2}: column {column!r} is not a rating: {values.iloc[first]!r}"
+        )
+    return numeric

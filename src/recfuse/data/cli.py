@@ -52,10 +52,10 @@ def prepare(
     name: str,
     data_dir: str | None = typer.Option(None, help="Folder that holds <name>/."),
 ) -> None:
-    """Find (or download and SHA-256-check) a dataset's files and load it once to validate them."""
+    """Find (or download) a dataset's files, check every SHA-256 and load it once to validate."""
     from recfuse.data.catalog import dataset_folder, get_spec, load_dataset, load_table
 
-    folder = dataset_folder(name, data_dir)
+    folder = dataset_folder(name, data_dir, rehash=True)  # always hash every pinned file
     loaded = (
         load_table(name, data_dir)
         if get_spec(name).kind == "table"

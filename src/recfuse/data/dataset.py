@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -10,6 +12,8 @@ import pandas as pd
 from recfuse.errors import DataError
 
 INTERACTION_COLUMNS = ("user", "item", "time")
+Duplicates = Literal["error", "first", "last"]
+LINE = "_line"  # optional raw column: where each row came from (a file line), for messages
 
 
 @dataclass(frozen=True)
@@ -20,12 +24,14 @@ class Dataset:
         name: dataset name.
         interactions: columns ``user`` (int64 in [0, n_users)), ``item`` (int64 in [0, n_items)),
             ``time`` (int64; a Unix timestamp, or the position in the user's sequence when
-            ``has_timestamps`` is False). Sorted by (user, time).
+            ``has_timestamps`` is False), and ``rating`` (float64) when the source has explicit
+            feedback. Sorted by (user, time). Each (user, item) pair occurs once.
         items: one row per item index (0..n_items-1) with ``item_id`` (the original id) and text
             fields such as ``title`` or ``description``.
         users: one row per user index with ``user_id`` and any user attributes.
         has_timestamps: whether ``time`` is a real clock (False: per-user order only).
         text_fields: which columns of ``items`` hold item text, in the order a template uses them.
+        notes: what loading dropped, by rule (``duplicates_dropped``, ``below_min_rating``).
     """
 
     name: str
@@ -34,6 +40,7 @@ class Dataset:
     users: pd.DataFrame
     has_timestamps: bool = False
     text_fields: tuple[str, ...] = field(default_factory=tuple)
+    notes: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_users(self) -> int:
@@ -89,6 +96,7 @@ class Dataset:
             "item_pop_min": int(per_item.min()) if self.n_items else 0,
             "item_pop_median": float(np.median(per_item)) if self.n_items else 0.0,
             "share_of_top20pct_items": float(top20),
+            **self.notes,
         }
 
 
@@ -101,21 +109,31 @@ def build_dataset(
     has_timestamps: bool,
     text_fields: tuple[str, ...] = (),
     source: str = "interactions",
+    duplicates: Duplicates = "error",
+    notes: dict[str, int] | None = None,
 ) -> Dataset:
     """Remap raw ids to contiguous indices and attach side tables.
 
     Args:
-        raw: columns ``user_id``, ``item_id`` and ``time`` with the original ids.
+        raw: columns ``user_id``, ``item_id`` and ``time`` with the original ids; optionally
+            ``rating`` (kept) and ``_line`` (the source line of each row, for messages).
         items: optional side table indexed by original ``item_id``; items that appear only here
             are kept (they can be recommended even without interactions).
         users: optional side table indexed by original ``user_id``.
+        duplicates: a (user, item) pair seen twice is an error naming both rows (``"error"``),
+            or only its earliest (``"first"``) or latest (``"last"``) interaction is kept, by
+            time and then file order; how many rows went is in ``notes`` and printed. A
+            duplicate left in would put the target into the history, where it is masked, so
+            the user's NDCG and Recall would silently be 0.
     """
     if raw.empty:
         raise DataError(f"{source}: no interactions")
     for col in ("user_id", "item_id", "time"):
         if col not in raw.columns:
             raise DataError(f"{source}: missing column {col!r}")
-    raw = raw.dropna(subset=["user_id", "item_id"])
+    _refuse_missing_ids(raw, source)
+    notes = dict(notes or {})
+    raw = _drop_duplicates(raw, source, duplicates, notes)
     user_ids = pd.Index(pd.unique(raw["user_id"]))
     item_universe = raw["item_id"]
     if items is not None:
@@ -128,6 +146,8 @@ def build_dataset(
             "time": raw["time"].to_numpy(dtype=np.int64),
         }
     )
+    if "rating" in raw.columns:
+        inter["rating"] = pd.to_numeric(raw["rating"], errors="coerce").to_numpy(dtype=np.float64)
     # A stable sort keeps the file's order for equal timestamps, which is the only order we know.
     inter = inter.sort_values(["user", "time"], kind="stable").reset_index(drop=True)
     item_table = pd.DataFrame({"item_id": item_ids})
@@ -139,7 +159,103 @@ def build_dataset(
     if users is not None:
         side_u = users.reindex(user_ids).reset_index(drop=True)
         user_table = pd.concat([user_table, side_u], axis=1)
-    return Dataset(name, inter, item_table, user_table, has_timestamps, text_fields)
+    return Dataset(name, inter, item_table, user_table, has_timestamps, text_fields, notes)
+
+
+def _where(raw: pd.DataFrame, position: int) -> str:
+    if LINE in raw.columns:
+        return f"line {raw[LINE].iloc[position]}"
+    return f"row {position + 1}"
+
+
+def _refuse_missing_ids(raw: pd.DataFrame, source: str) -> None:
+    """A missing or empty id is an error naming its row (it used to drop the row silently)."""
+    for col in ("user_id", "item_id"):
+        values = raw[col]
+        missing = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
+        if missing.any():
+            first = int(np.flatnonzero(missing)[0])
+            raise DataError(
+                f"{source}: {_where(raw, first)}: {col} is missing ({values.iloc[first]!r}); "
+                f"{int(missing.sum())} rows have no {col}"
+            )
+
+
+def _drop_duplicates(
+    raw: pd.DataFrame, source: str, rule: Duplicates, notes: dict[str, int]
+) -> pd.DataFrame:
+    ordered = raw.assign(_pos=np.arange(len(raw))).sort_values(
+        ["user_id", "time", "_pos"], kind="stable"
+    )
+    keep: Literal["first", "last"] = "last" if rule == "last" else "first"
+    dup = ordered.duplicated(["user_id", "item_id"], keep=keep).to_numpy()
+    if not dup.any():
+        return raw
+    if rule == "error":
+        pos = int(ordered["_pos"].to_numpy()[np.flatnonzero(dup)[0]])
+        user, item = raw["user_id"].iloc[pos], raw["item_id"].iloc[pos]
+        same = (raw["user_id"] == user).to_numpy() & (raw["item_id"] == item).to_numpy()
+        earlier = int(np.flatnonzero(same)[0])
+        raise DataError(
+            f"{source}: {_where(raw, pos)}: user {user!r} already has item {item!r} "
+            f"({_where(raw, earlier)}); {int(dup.sum())} duplicate (user, item) rows. Keep one "
+            "per pair with duplicates: first (earliest) or last (latest)"
+        )
+    kept = np.sort(ordered["_pos"].to_numpy()[~dup])
+    notes["duplicates_dropped"] = int(dup.sum())
+    print(
+        f"{source}: dropped {int(dup.sum())} duplicate (user, item) rows, kept the {rule}",
+        file=sys.stderr,
+    )
+    return raw.iloc[kept].reset_index(drop=True)
+
+
+def filter_min_rating(dataset: Dataset, min_rating: float) -> Dataset:
+    """Explicit feedback as implicit: keep interactions rated ``>= min_rating`` (e.g. 4 of 5).
+
+    Lower-rated rows are dropped before any split (neither history nor targets); their count is
+    in ``notes["below_min_rating"]``. Users left with no interactions leave; items stay in the
+    catalogue. A rating that is missing or not a number is an error.
+    """
+    inter = dataset.interactions
+    if "rating" not in inter.columns:
+        raise DataError(
+            f"{dataset.name}: data.min_rating needs a rating column; this dataset has none"
+        )
+    ratings = inter["rating"].to_numpy()
+    if np.isnan(ratings).any():
+        first = int(np.flatnonzero(np.isnan(ratings))[0])
+        user = dataset.users["user_id"].iloc[int(inter["user"].iloc[first])]
+        raise DataError(f"{dataset.name}: a rating of user {user!r} is missing or not a number")
+    keep = ratings >= min_rating
+    if not keep.any():
+        raise DataError(f"{dataset.name}: no rating is >= {min_rating}")
+    kept = inter[keep]
+    raw = _raw_ids(dataset, kept)
+    notes = dict(dataset.notes, below_min_rating=int((~keep).sum()))
+    return build_dataset(
+        dataset.name,
+        raw,
+        dataset.items.set_index("item_id"),
+        dataset.users.set_index("user_id"),
+        has_timestamps=dataset.has_timestamps,
+        text_fields=dataset.text_fields,
+        notes=notes,
+    )
+
+
+def _raw_ids(dataset: Dataset, inter: pd.DataFrame) -> pd.DataFrame:
+    """Interactions of ``dataset`` (a subset of its rows) back in original ids."""
+    raw = pd.DataFrame(
+        {
+            "user_id": dataset.users["user_id"].to_numpy()[inter["user"].to_numpy()],
+            "item_id": dataset.items["item_id"].to_numpy()[inter["item"].to_numpy()],
+            "time": inter["time"].to_numpy(),
+        }
+    )
+    if "rating" in inter.columns:
+        raw["rating"] = inter["rating"].to_numpy()
+    return raw
 
 
 def k_core(dataset: Dataset, user_k: int = 5, item_k: int = 5) -> Dataset:
@@ -155,13 +271,7 @@ def k_core(dataset: Dataset, user_k: int = 5, item_k: int = 5) -> Dataset:
         inter = inter[keep]
     if inter.empty:
         raise DataError(f"{dataset.name}: {user_k}/{item_k}-core filtering left no interactions")
-    raw = pd.DataFrame(
-        {
-            "user_id": dataset.users["user_id"].to_numpy()[inter["user"].to_numpy()],
-            "item_id": dataset.items["item_id"].to_numpy()[inter["item"].to_numpy()],
-            "time": inter["time"].to_numpy(),
-        }
-    )
+    raw = _raw_ids(dataset, inter)
     items = dataset.items.set_index("item_id")
     users = dataset.users.set_index("user_id")
     kept_items = items.loc[pd.unique(raw["item_id"])]
@@ -172,4 +282,5 @@ def k_core(dataset: Dataset, user_k: int = 5, item_k: int = 5) -> Dataset:
         users,
         has_timestamps=dataset.has_timestamps,
         text_fields=dataset.text_fields,
+        notes=dataset.notes,
     )

@@ -120,11 +120,14 @@ class Evaluator:
                 np.nan_to_num(scores, copy=False, nan=-np.inf)
             rows = np.repeat(np.arange(len(users)), [len(h) for h in hist])
             cols = np.concatenate(hist) if rows.size else np.zeros(0, dtype=np.int64)
-            scores[rows, cols] = -np.inf
             counts = np.diff(bounds[lo : lo + len(users) + 1])
             pair_rows = np.repeat(np.arange(len(users)), counts)
             pair_items = t_items[bounds[lo] : bounds[lo + len(users)]]
-            target_scores = scores[pair_rows, pair_items]
+            target_scores = scores[pair_rows, pair_items].copy()
+            scores[rows, cols] = -np.inf
+            # Seen items are masked, but never a target itself: a (user, item) pair that is
+            # both history and target (a repeat) would otherwise score 0 whatever the model did.
+            scores[pair_rows, pair_items] = target_scores
             if self.sampled_negatives is not None:
                 ranks = self._sampled_ranks(scores, pair_rows, pair_items, target_scores, rng)
             else:

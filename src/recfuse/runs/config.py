@@ -32,6 +32,8 @@ class FileSource(Section):
     user_col: str = "user_id"
     item_col: str = "item_id"
     time_col: str | None = "timestamp"
+    rating_col: str | None = "rating"
+    duplicates: Literal["error", "first", "last"] = "error"
     items_path: str | None = None
     item_id_col: str | None = None
     text_fields: list[str] = Field(default_factory=list)
@@ -42,6 +44,8 @@ class DataConfig(Section):
     data_dir: str | None = None
     file: FileSource | None = None
     k_core: int | None = Field(default=None, ge=1, le=1000)
+    # explicit feedback: keep rows rated >= this as positives (a finite number)
+    min_rating: float | None = Field(default=None, allow_inf_nan=False)
 
 
 class SplitConfig(Section):

@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recfuse.data import Dataset, k_core, load_dataset, load_interactions_file
+from recfuse.data import (
+    Dataset,
+    filter_min_rating,
+    k_core,
+    load_dataset,
+    load_interactions_file,
+)
 from recfuse.errors import ConfigError
 from recfuse.evaluation import EvalResult, Evaluator
 from recfuse.models import MODELS, Recommender, TorchRecommender, TrainConfig
@@ -120,6 +126,9 @@ def build_dataset(config: RunConfig) -> Dataset:
             user_col=f.user_col,
             item_col=f.item_col,
             time_col=f.time_col,
+            rating_col=f.rating_col,
+            min_rating=data.min_rating,
+            duplicates=f.duplicates,
             items_path=f.items_path,
             item_id_col=f.item_id_col,
             text_fields=tuple(f.text_fields),
@@ -127,6 +136,8 @@ def build_dataset(config: RunConfig) -> Dataset:
     else:
         assert data.name is not None
         dataset = load_dataset(data.name, data.data_dir)
+        if data.min_rating is not None:
+            dataset = filter_min_rating(dataset, data.min_rating)
     if data.k_core:
         dataset = k_core(dataset, data.k_core, data.k_core)
     return dataset
