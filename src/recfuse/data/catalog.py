@@ -359,14 +359,13 @@ ATOMIC_SUFFIXES = (".inter", ".item", ".user")
 
 
 def read_user_table(path: Path, id_cols: tuple[str, ...]) -> pd.DataFrame:
-    """A user's CSV / TSV / Parquet / RecBole atomic file with ``id_cols`` read as text.
+    """A user's CSV / TSV / Parquet / RecBole atomic file with ``id_cols`` read as text (as
+    they are written, so an error can quote them).
 
     Ids are never parsed as missing values: ``NA``, ``null`` or ``nan`` are ids like any other
     (pandas would turn them into NaN and the rows would vanish). An empty id is an error later.
     """
-    if path.suffix.lower() in ATOMIC_SUFFIXES or (
-        path.suffix.lower() not in (".parquet",) and path.is_file() and is_atomic_header(path)
-    ):
+    if path.suffix.lower() in ATOMIC_SUFFIXES or (path.is_file() and is_atomic_header(path)):
         return read_atomic(path)
     frame = read_table(path, dtype={c: str for c in id_cols}, keep_default_na=False)
     for col in id_cols:  # Parquet keeps its own types: ids become text all the same
@@ -398,7 +397,7 @@ def load_interactions_file(
     `build_dataset`.
     """
     path = Path(path)
-    frame = read_user_table(path, (user_col, item_col))
+    frame = read_user_table(path, (user_col, item_col, *([time_col] if time_col else [])))
     if frame.empty:
         raise DataError(f"{path}: no interactions")
     needed = [user_col, item_col] + ([time_col] if time_col else [])

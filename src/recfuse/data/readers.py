@@ -104,8 +104,13 @@ def read_pairs_tsv(path: Path) -> pd.DataFrame:
 
 def is_atomic_header(path: Path) -> bool:
     """Whether the first line is a RecBole atomic header (every column ``name:type``)."""
-    with reading(path), path.open(encoding="utf-8") as fh:
-        first = fh.readline().rstrip("\r\n")
+    if path.suffix.lower() in (".gz", ".bz2", ".xz", ".zip", ".zst", ".parquet"):
+        return False
+    try:
+        with path.open(encoding="utf-8") as fh:
+            first = fh.readline(1 << 16).rstrip("\r\n")
+    except (OSError, UnicodeDecodeError):
+        return False  # the real reader reports it
     columns = first.split("\t")
     return bool(first) and all(
         c.rpartition(":")[0] and c.rpartition(":")[2] in ATOMIC_TYPES for c in columns
@@ -200,7 +205,7 @@ def to_int_time(values: pd.Series, source: str, column: str) -> np.ndarray:
             )
             raise DataError(
                 f"{source}: row {first + 2}: column {column!r} {why} (int64 seconds): "
-                f"{values.iloc[first]!r}"
+                f"{str(values.iloc[first])!r}"
             )
         if pd.api.types.is_integer_dtype(numeric.dtype):
             return numeric.to_numpy(dtype=np.int64)
@@ -210,6 +215,7 @@ def to_int_time(values: pd.Series, source: str, column: str) -> np.ndarray:
     if bad_t.any():
         first = int(np.flatnonzero(bad_t)[0])
         raise DataError(
-            f"{source}: row {first + 2}: column {column!r} is not a time: {values.iloc[first]!r}"
+            f"{source}: row {first + 2}: column {column!r} is not a time: "
+            f"{str(values.iloc[first])!r}"
         )
     return (parsed.astype("int64") // 1_000_000_000).to_numpy()
