@@ -7,7 +7,6 @@ import gzip
 import os
 import shutil
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
@@ -109,20 +108,24 @@ def test_na_like_ids_are_ids_and_empty_ids_are_refused(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- truncated files (item 7)
 
 
-def test_truncated_gzip_is_a_one_line_error(tmp_path: Path) -> None:
+def test_truncated_gzip_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "chembl-assays"
     shutil.copytree(SHARED / "chembl-assays", folder)
     victim = sorted(folder.glob("target_*.csv.gz"))[0]
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
     with pytest.raises(DataError, match=rf"{victim.name}: cannot be read"):
         load_table("chembl-assays", data_dir=tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "recfuse.cli", "data", "describe", "chembl-assays",
-         "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )  # fmt: skip
-    assert result.returncode == 2 and victim.name in result.stderr, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    from recfuse.cli import main  # in-process: the same handler a shell would reach
+
+    argv = ["recfuse", "data", "describe", "chembl-assays", "--data-dir", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and victim.name in err, err  # before: exit 1, no message
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_not_gzip_at_all(tmp_path: Path) -> None:

@@ -11,14 +11,16 @@ killed job loses at most the batch it was computing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from recfuse.data.locate import cache_root
 from recfuse.errors import DataError
@@ -68,6 +70,43 @@ CREATE TABLE IF NOT EXISTS job_runs (
     wall_seconds REAL NOT NULL
 );
 """
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _damaged(path: Path, exc: BaseException) -> DataError:
+    return DataError(
+        f"{path}: not a usable LLM cache, damaged ({type(exc).__name__}: {exc}); move the file "
+        "aside and rerun (stored answers are then recomputed)"
+    )
+
+
+def guarded(method: F) -> F:
+    """Turn SQLite corruption and undecodable stored JSON into one `DataError` naming the file.
+
+    Works for plain methods and for generator methods (errors while iterating count too).
+    """
+    errors = (sqlite3.DatabaseError, json.JSONDecodeError, RecursionError)
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def gen(self: LLMCache, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from method(self, *args, **kwargs)
+            except errors as exc:
+                raise _damaged(self.path, exc) from None
+
+        return gen  # type: ignore[return-value]
+
+    @functools.wraps(method)
+    def wrapper(self: LLMCache, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except errors as exc:
+            raise _damaged(self.path, exc) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def default_cache_path() -> Path:
@@ -147,7 +186,7 @@ class LLMCache:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise DataError(f"{self.path}: not a usable LLM cache ({exc})") from None
+            raise _damaged(self.path, exc) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -160,6 +199,7 @@ class LLMCache:
 
     # ------------------------------------------------------------------ outputs
 
+    @guarded
     def done_keys(self, keys: Sequence[str], include_failed: bool = True) -> set[str]:
         """The subset of ``keys`` already answered (failures count unless told otherwise)."""
         done: set[str] = set()
@@ -173,10 +213,12 @@ class LLMCache:
             done.update(r[0] for r in rows)
         return done
 
+    @guarded
     def get(self, key: str) -> OutputRow | None:
         row = self.conn.execute("SELECT * FROM outputs WHERE key = ?", (key,)).fetchone()
         return None if row is None else self._row(row)
 
+    @guarded
     def put_many(self, rows: Iterable[OutputRow]) -> int:
         """Store rows in one transaction; an ``ok`` answer is never overwritten.
 
@@ -221,11 +263,13 @@ class LLMCache:
             )
             return self.conn.total_changes - before
 
+    @guarded
     def count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM outputs").fetchone()[0])
 
     # ------------------------------------------------------------------ jobs
 
+    @guarded
     def register_job(
         self, job: str, config: dict[str, Any], items: Sequence[tuple[str, str]]
     ) -> None:
@@ -243,6 +287,7 @@ class LLMCache:
                 [(job, pid, key, pos) for pos, (pid, key) in enumerate(items)],
             )
 
+    @guarded
     def record_run(self, job: str, executor: str, started_at: float, **numbers: float) -> None:
         """Append one run's accounting (completed, failed, tokens, seconds) to ``job_runs``."""
         with self._transaction():
@@ -264,14 +309,17 @@ class LLMCache:
                 ),
             )
 
+    @guarded
     def job_names(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT job FROM jobs ORDER BY job")]
 
+    @guarded
     def job_runs(self, job: str) -> list[dict[str, Any]]:
         cur = self.conn.execute("SELECT * FROM job_runs WHERE job = ? ORDER BY id", (job,))
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur]
 
+    @guarded
     def status(self, job: str) -> JobStatus:
         """Counts and token/time totals over the job's current prompt set."""
         total = self.conn.execute(
@@ -301,6 +349,7 @@ class LLMCache:
             job, int(total), int(ok), int(failed), int(ptok), int(ctok), float(secs), counts
         )
 
+    @guarded
     def job_outputs(self, job: str) -> Iterator[dict[str, Any]]:
         """The job's prompts in order, each with its output (or ``status: pending``)."""
         cur = self.conn.execute(

@@ -36,6 +36,7 @@ from recfuse.llm.base import (
 )
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+MAX_RETRY_AFTER_S = 30.0  # the longest wait a Retry-After header can ask for
 
 
 def render_chatml(chat: Chat) -> str:
@@ -130,7 +131,8 @@ class HTTPLLM:
                 wait = self.backoff_s * 2**attempt
                 retry_after = response.headers.get("retry-after", "")
                 if retry_after.replace(".", "", 1).isdigit():
-                    wait = max(wait, float(retry_after))
+                    # honoured up to a cap: a server saying "Retry-After: 86400" must not hang a job
+                    wait = max(wait, min(float(retry_after), MAX_RETRY_AFTER_S))
             if attempt < self.max_retries:
                 time.sleep(wait)
         raise BackendError(

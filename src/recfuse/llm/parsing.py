@@ -7,8 +7,10 @@ JSON is read with `json.loads` only: no eval, no pickle.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
+import unicodedata
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -86,17 +88,66 @@ class ChoiceParser:
         raise ParseFailure(f"not one of {self.options}: {text.strip()[:80]!r}")
 
 
+_FENCED_BLOCK = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
+
+
 def extract_json_object(text: str) -> Any:
-    """The first JSON object in ``text`` (models wrap JSON in prose or code fences)."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
-    raise ParseFailure(f"no JSON object in output: {text.strip()[:80]!r}")
+    """The JSON object that is the whole answer, or the one fenced block (```json ... ```).
+
+    Taking the first ``{`` that parses would accept an object quoted from the prompt or one of
+    several drafts; an answer with prose around unfenced JSON, or with two fenced objects, is a
+    failure (and is retried).
+    """
+    stripped = text.strip()
+    value = _loads_object(stripped)
+    if value is not None:
+        return value
+    blocks = (_loads_object(m.group(1).strip()) for m in _FENCED_BLOCK.finditer(text))
+    objects = [b for b in blocks if b is not None]
+    if len(objects) == 1:
+        return objects[0]
+    if len(objects) > 1:
+        raise ParseFailure(f"several JSON objects in output: {len(objects)} fenced blocks")
+    hint = " (JSON must be the whole answer or one fenced block)" if "{" in stripped else ""
+    raise ParseFailure(f"no JSON object in output: {stripped[:80]!r}{hint}")
+
+
+def _loads_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _plain(text: str) -> str:
+    """Lower-case words only: how an echo is compared with the prompt."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return " ".join(re.sub(r"[^\w]+", " ", text).split())
+
+
+ECHO_MIN_CHARS = 12
+ECHO_SHARE = 0.8
+
+
+def check_echo(text: str, prompt: str) -> None:
+    """Raise `ParseFailure` when the output repeats its prompt instead of answering.
+
+    An echo is the data fence copied (see `check_refusal`) or an output of which at least
+    `ECHO_SHARE` (and `ECHO_MIN_CHARS` characters) is one run copied from the prompt: the
+    instructions, the system rule, or the fenced data itself, compared on lower-case words.
+    """
+    if _FENCE_ECHO.search(text):
+        raise ParseFailure(f"echo: output repeats the data fence: {text.strip()[:80]!r}")
+    out = _plain(text)[:400]
+    if len(out) < ECHO_MIN_CHARS:
+        return
+    source = _plain(prompt)[:8000]
+    match = difflib.SequenceMatcher(None, source, out, autojunk=False).find_longest_match(
+        0, len(source), 0, len(out)
+    )
+    if match.size >= max(ECHO_MIN_CHARS, ECHO_SHARE * len(out)):
+        raise ParseFailure(f"echo: output repeats the prompt: {text.strip()[:80]!r}")
 
 
 class JsonParser:

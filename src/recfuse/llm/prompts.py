@@ -17,7 +17,7 @@ import hashlib
 import re
 import string
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +35,33 @@ DATA_RULE = (
 
 # Runs of three or more angle brackets (any width variant) could imitate a fence marker.
 _ANGLE_RUN = re.compile(r"[<\uff1c\u2039\u00ab]{3,}|[>\uff1e\u203a\u00bb]{3,}")
-# Chat-template control tokens such as <|im_end|>, <|eot_id|>, [INST]: would forge turns.
-_CONTROL_TOKEN = re.compile(r"<\|[^|<>]{0,40}\|>|\[/?INST\]|</?s>", re.IGNORECASE)
+# Chat-template control tokens such as <|im_end|>, <|eot_id|>, [INST], and tag-shaped special
+# tokens such as SmolLM2's <repo_name> or <jupyter_code>: each would be read as one control token.
+_CONTROL_TOKEN = re.compile(
+    r"<\|[^|<>]{0,40}\|>|\[/?INST\]|</?s>|</?[A-Za-z_][A-Za-z0-9_.\-]{0,40}>", re.IGNORECASE
+)
+# Special tokens of the tokenizers in use (registered by the backends that load them), for
+# shapes the pattern above does not know. A tokenizer's own list is the authority.
+_SPECIAL_TOKENS: set[str] = set()
+
+
+def register_special_tokens(tokens: Iterable[str]) -> None:
+    """Have `neutralize` defuse these tokens too (call with a tokenizer's special tokens)."""
+    _SPECIAL_TOKENS.update(t for t in tokens if isinstance(t, str) and len(t) >= 2)
+
+
+def special_tokens_of(tokenizer: Any) -> list[str]:
+    """Every special token a Hugging Face tokenizer knows (named ones and added special ones)."""
+    found = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    for added in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).values():
+        if getattr(added, "special", False):
+            found.add(str(added.content))
+    return sorted(found)
+
+
+def _defuse_token(token: str) -> str:
+    # A space after the first character: the text stays readable, the token is gone.
+    return token[0] + " " + token[1:-1] + (" " if token[-1] in ">]" else "") + token[-1]
 
 
 def _defuse_angles(match: re.Match[str]) -> str:
@@ -47,14 +72,18 @@ def _defuse_angles(match: re.Match[str]) -> str:
 def neutralize(text: str, max_chars: int | None = None) -> str:
     """Make untrusted ``text`` safe to place inside a fence.
 
-    Removes control characters (except newline and tab), defuses chat control tokens
-    (``<|im_end|>`` -> ``< |im_end| >``) and any run of three or more angle brackets (the fence
+    Removes control characters (except newline and tab), defuses chat control tokens and
+    tag-shaped special tokens (``<|im_end|>`` -> ``< |im_end| >``, ``<repo_name>`` ->
+    ``< repo_name >``, plus any registered with `register_special_tokens`) and any run of three or more angle brackets (the fence
     markers' shape), and cuts the text to ``max_chars`` characters (a ``[...]`` marks the cut).
     The result never contains `FENCE_OPEN` or `FENCE_CLOSE`, whatever the input.
     """
     text = unicodedata.normalize("NFKC", str(text))
     text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
-    text = _CONTROL_TOKEN.sub(lambda m: m.group(0).replace("<|", "< |").replace("|>", "| >"), text)
+    text = _CONTROL_TOKEN.sub(lambda m: _defuse_token(m.group(0)), text)
+    for token in sorted(_SPECIAL_TOKENS, key=len, reverse=True):
+        if token in text:
+            text = text.replace(token, _defuse_token(token))
     text = _ANGLE_RUN.sub(_defuse_angles, text)
     if max_chars is not None and len(text) > max_chars:
         text = text[:max_chars].rstrip() + " [...]"

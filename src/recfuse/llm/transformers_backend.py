@@ -25,6 +25,7 @@ from recfuse.llm.base import (
     ScoreManyMixin,
 )
 from recfuse.llm.hf_prompts import HFPromptMixin
+from recfuse.llm.prompts import register_special_tokens, special_tokens_of
 
 
 class TransformersLLM(HFPromptMixin, ScoreManyMixin):
@@ -48,6 +49,7 @@ class TransformersLLM(HFPromptMixin, ScoreManyMixin):
         if source.kind != "decoder":
             raise ConfigError(f"model {model!r} is an encoder; the LLM backends need a causal LM")
         self.tokenizer, self.model, self.source = load_frozen(model, causal_lm=True)
+        register_special_tokens(special_tokens_of(self.tokenizer))  # neutralize() defuses them
         self.model_name = source.name
         self.model_id = f"{source.name}-{source.weights_hash()}"
         self.batch_size = max(1, int(batch_size))

@@ -17,8 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from recfuse.llm.base import LLM, GenerationParams, prompt_from_identity, score_many
-from recfuse.llm.parsing import ParseFailure, ParseSpec
+from recfuse.llm.base import (
+    LLM,
+    GenerationParams,
+    Prompt,
+    RawPrompt,
+    as_chat,
+    prompt_from_identity,
+    score_many,
+)
+from recfuse.llm.parsing import ParseFailure, ParseSpec, check_echo
 
 RETRY_TEMPERATURE = 0.7
 
@@ -65,6 +73,13 @@ class ItemResult:
     seconds: float
 
 
+def prompt_text(prompt: Prompt) -> str:
+    """All the text a prompt shows the model (every message's content), for echo checks."""
+    if isinstance(prompt, RawPrompt):
+        return prompt.text
+    return "\n".join(str(m.get("content", "")) for m in as_chat(prompt) or [])
+
+
 def process_batch(llm: LLM, items: list[WorkItem], task: TaskSpec) -> list[ItemResult]:
     """Answer every item of the batch; one result per item, in order."""
     if task.task == "score":
@@ -101,6 +116,8 @@ def _generate_batch(llm: LLM, items: list[WorkItem], task: TaskSpec) -> list[Ite
             totals[i][1] += gen.completion_tokens
             totals[i][2] += gen.seconds
             try:
+                if task.parse.kind == "text":  # free text is where a prompt echo slips through
+                    check_echo(gen.text, prompt_text(prompts[i]))
                 value, reason = parser.parse(gen.text), None
             except ParseFailure as failure:
                 value, reason = None, failure.reason
