@@ -175,3 +175,17 @@ def test_not_a_database_and_corrupted_pages_are_findings(tmp_path: Path) -> None
     report = verify_ledger(broken)
     assert not report.ok and any(f.table == "sqlite" for f in report.findings), report.findings
 
+
+
+def test_schema_bytes_that_are_not_utf8_are_a_finding(tmp_path: Path) -> None:
+    """SQLite's error message then quotes the bad byte, which Python cannot decode: this used
+    to escape as a UnicodeDecodeError traceback (found by the bit-flip fuzzer)."""
+    path = _make(tmp_path / "l.db")
+    raw = path.read_bytes()
+    at = raw.index(b"CREATE TABLE checkpoints") + len(b"CREATE TABL")
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(raw[:at] + b"\xc5" + raw[at + 1 :])
+    report = verify_ledger(broken)
+    assert not report.ok and report.findings[0].table == "sqlite", report.findings
+    result = runner.invoke(app, ["show", str(broken)])
+    assert isinstance(result.exception, DataError)

@@ -133,7 +133,7 @@ class Ledger:
             self._create()
         try:
             meta = self.meta()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             self._conn.close()
             raise DataError(f"{self.path}: not a readable ledger ({exc})") from None
         if meta.get("format") != FORMAT or not meta.get("log_id"):

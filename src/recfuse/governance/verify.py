@@ -114,9 +114,14 @@ def verify_ledger(
     path = Path(path)
     report = VerifyReport(str(path))
     conn = open_read_only(path)
+    # Text that is not UTF-8 is read with U+FFFD in place, so it fails the checks it is part of
+    # (a located finding) instead of raising while the row is fetched.
+    conn.text_factory = lambda raw: raw.decode("utf-8", errors="replace")
     try:
         _verify(conn, report, path, public_key, witnesses, require_coverage)
-    except sqlite3.DatabaseError as exc:  # a page that quick_check let through, then failed
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+        # a page that quick_check let through, then failed (SQLite's own message may even
+        # hold bytes that are not UTF-8: Python then raises UnicodeDecodeError)
         report.findings.append(Finding("sqlite", "file", f"unreadable ({exc})"))
     finally:
         conn.close()
@@ -181,7 +186,7 @@ def _sqlite_sound(conn: sqlite3.Connection, add: Any) -> bool:
     """SQLite's page-level check and the schema; False when nothing further can be trusted."""
     try:
         problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(20)")]
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
         add(Finding("sqlite", "file", f"not a readable SQLite file ({exc})"))
         return False
     if problems != ["ok"]:
@@ -189,11 +194,13 @@ def _sqlite_sound(conn: sqlite3.Connection, add: Any) -> bool:
             add(Finding("sqlite", "quick_check", f"corrupted file: {problem}"))
     expected = _expected_schema()
     found: dict[str, Any] = {}
-    for kind, name, sql in conn.execute("SELECT type, name, sql FROM sqlite_master"):
-        if kind == "index" and str(name) == "sqlite_autoindex_meta_1" and sql is None:
+    for kind, name, table, sql in conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master"
+    ):
+        if (kind, name, table, sql) == ("index", "sqlite_autoindex_meta_1", "meta", None):
             continue
         found[str(name)] = sql
-        if kind != "table" or expected.get(str(name)) != sql:
+        if kind != "table" or table != name or expected.get(str(name)) != sql:
             add(Finding("schema", str(name), f"unexpected {kind} definition: {sql!r}"))
     missing = [t for t in expected if t not in found]
     for table in missing:

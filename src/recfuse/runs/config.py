@@ -156,7 +156,7 @@ def load_layered(
             raise ConfigError(f"--set {item!r}: expected key=value")
         try:
             value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
         _set_path(tree, key.strip(), value)
     try:
@@ -180,6 +180,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}{where}: invalid YAML") from None
+    except (OSError, UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"{path}: cannot be read as a YAML config ({exc})") from None
     if loaded is None:
         raise ConfigError(f"{path}: empty config")
     if not isinstance(loaded, dict):
