@@ -217,7 +217,11 @@ def test_atomic_write_respects_the_umask(tmp_path: Path) -> None:
 def test_recbole_atomic_inter_with_min_rating_exact_counts(tmp_path: Path) -> None:
     inter = SHARED / "ml-100k" / "ml-100k.inter"
     everything = load_interactions_file(inter, items_path=SHARED / "ml-100k" / "ml-100k.item")
-    assert (everything.n_users, everything.n_items, everything.n_interactions) == (943, 1682, 100_000)
+    assert (everything.n_users, everything.n_items, everything.n_interactions) == (
+        943,
+        1682,
+        100_000,
+    )
     assert everything.interactions["rating"].between(1, 5).all()
     liked = load_interactions_file(inter, min_rating=4)
     assert liked.n_interactions == 55_375 and liked.stats()["below_min_rating"] == 44_625
@@ -237,9 +241,7 @@ def test_min_rating_from_a_config(tmp_path: Path) -> None:
     from recfuse.runs import load_config
     from recfuse.runs.experiment import build_dataset
 
-    config = load_config(
-        overrides=["data.name=ml-100k", "data.min_rating=4", "model.name=pop"]
-    )
+    config = load_config(overrides=["data.name=ml-100k", "data.min_rating=4", "model.name=pop"])
     assert build_dataset(config).n_interactions == 55_375
     path = _csv(tmp_path / "r.csv", "user_id,item_id,timestamp,stars\nu,a,1,5\nu,b,2,1\n")
     config = load_config(
@@ -247,3 +249,19 @@ def test_min_rating_from_a_config(tmp_path: Path) -> None:
                    "model.name=pop"]
     )  # fmt: skip
     assert build_dataset(config).n_interactions == 1
+
+
+def test_abort_always_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    """click raises Abort for Ctrl-C and for any stray EOFError; it used to exit 1 silently."""
+    import click
+
+    from recfuse.cli import _aborted
+
+    for cause, code, words in ((KeyboardInterrupt(), 130, "interrupted"),
+                               (EOFError("Compressed file ended"), 1, "EOFError"),
+                               (None, 1, "aborted")):  # fmt: skip
+        try:
+            raise click.exceptions.Abort() from cause
+        except click.exceptions.Abort as exc:
+            assert _aborted(exc) == code
+        assert words in capsys.readouterr().err

@@ -122,7 +122,11 @@ def _crafted(tmp_path: Path, sql: str, params: tuple = ()) -> Path:
     [
         ("INSERT INTO entries VALUES (1000000000000, ?)", (b"{}",), "entries"),
         ("INSERT INTO entries VALUES (-5, ?)", (b"{}",), "entries"),
-        ("UPDATE entries SET body = ? WHERE idx = 2", (b"[" * 100_000 + b"]" * 100_000,), "entries"),
+        (
+            "UPDATE entries SET body = ? WHERE idx = 2",
+            (b"[" * 100_000 + b"]" * 100_000,),
+            "entries",
+        ),
         ("UPDATE entries SET body = ? WHERE idx = 2", ("text, not bytes",), "entries"),
         ("UPDATE entries SET body = ? WHERE idx = 2", (b"\xff\xfe",), "entries"),
         ("UPDATE entries SET body = ? WHERE idx = 2", (12345,), "entries"),
@@ -142,7 +146,9 @@ def _crafted(tmp_path: Path, sql: str, params: tuple = ()) -> Path:
         ("CREATE TRIGGER t AFTER INSERT ON entries BEGIN SELECT 1; END", (), "schema"),
     ],
 )
-def test_crafted_rows_are_located_findings(tmp_path: Path, sql: str, params: tuple, table: str) -> None:
+def test_crafted_rows_are_located_findings(
+    tmp_path: Path, sql: str, params: tuple, table: str
+) -> None:
     path = _crafted(tmp_path, sql, params)
     report = verify_ledger(path)
     assert not report.ok
@@ -174,7 +180,6 @@ def test_not_a_database_and_corrupted_pages_are_findings(tmp_path: Path) -> None
     broken.write_bytes(bytes(raw))
     report = verify_ledger(broken)
     assert not report.ok and any(f.table == "sqlite" for f in report.findings), report.findings
-
 
 
 def test_schema_bytes_that_are_not_utf8_are_a_finding(tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ def test_prompt_echo_captions_are_failures_not_ok() -> None:
         "Summarize what this item is about in one short sentence.",
         f"item\n{title}",
         f"<<<DATA item\n{title}\nDATA>>>",
-        f"Dune: a desert planet, spice, and a boy who becomes a prophet.",
+        "Dune: a desert planet, spice, and a boy who becomes a prophet.",
     ]
     for text in echoes:
         with pytest.raises(ParseFailure, match="echo"):
@@ -142,6 +142,5 @@ def test_damaged_cache_is_one_line_not_a_traceback(tmp_path: Path) -> None:
                                                      "--out", str(tmp_path / "o2")]):  # fmt: skip
         result = runner.invoke(app, args)
         assert isinstance(result.exception, DataError), (args, result.exception)
-    with pytest.raises(DataError, match="not a usable LLM cache"):
-        with LLMCache(path) as cache:
-            list(cache.job_outputs("j"))
+    with pytest.raises(DataError, match="not a usable LLM cache"), LLMCache(path) as cache:
+        list(cache.job_outputs("j"))

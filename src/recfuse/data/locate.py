@@ -15,6 +15,7 @@ previous check while the file's size and modification time are unchanged (kept i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -172,7 +173,5 @@ def check_checksums(
             )
         cache[key], changed = stamp, True
     if changed:
-        try:
+        with contextlib.suppress(OSError):  # a read-only cache only costs hashing again
             write_json(checksum_cache_path(), cache)
-        except OSError:
-            pass  # a read-only cache only costs hashing again next time

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -44,7 +44,9 @@ def _witness(path: Path) -> tuple[Checkpoint, bytes | None]:
             raise ValueError("not a JSON object")
         cp = Checkpoint.from_json(obj)
     except (OSError, ValueError, RecursionError, ConfigError) as exc:
-        raise DataError(f"--witness {path}: not a checkpoint written by `ledger checkpoint` ({exc})")
+        raise DataError(
+            f"--witness {path}: not a checkpoint written by `ledger checkpoint` ({exc})"
+        ) from None
     key = obj.get("public_key")
     return cp, _key(key) if isinstance(key, str) and key else None
 
@@ -77,9 +79,7 @@ def verify(
 
     pinned = _key(public_key)
     witnesses = [_witness(w) for w in witness or []]
-    report = verify_ledger(
-        db, pinned, witnesses=witnesses, require_coverage=not allow_uncovered
-    )
+    report = verify_ledger(db, pinned, witnesses=witnesses, require_coverage=not allow_uncovered)
     uncovered = report.uncovered
     if as_json:
         out = {
@@ -217,8 +217,9 @@ def show(
                 action and e.get("action") != action
             ):
                 continue
-            res = e.get("resource") if isinstance(e.get("resource"), dict) else {}
-            reasons = e.get("reasons") if isinstance(e.get("reasons"), list) else []
+            resource, why = e.get("resource"), e.get("reasons")
+            res: dict[str, Any] = resource if isinstance(resource, dict) else {}
+            reasons: list[Any] = why if isinstance(why, list) else []
             table.add_row(
                 str(e.get("index")), str(e.get("time", ""))[:23], str(e.get("actor", "")),
                 str(e.get("action", "")), f"{res.get('type', '')}::{res.get('id', '')}"[:48],

@@ -315,7 +315,11 @@ class _Tree:
                     continue
                 state = "missing" if (lv, i) not in stored else "does not match its children"
                 last = (i + 1) * span - 1
-                add(Finding("nodes", f"({lv}, {i})", f"node over entries {i * span}..{last} {state}"))
+                add(
+                    Finding(
+                        "nodes", f"({lv}, {i})", f"node over entries {i * span}..{last} {state}"
+                    )
+                )
         for lv, i in stored:
             beyond = lv >= len(self.levels) or i >= len(self.levels[lv])
             if lv >= 1 and beyond and not self._explained(i << lv, 1 << lv):
@@ -364,7 +368,9 @@ def _body_names_itself(idx: int, body: bytes, add: Any) -> bool:
         add(Finding("entries", str(idx), "body is not a JSON object", idx))
         return False
     if claimed is not None and (type(claimed) is not int or claimed != idx):
-        add(Finding("entries", str(idx), f"body says it is entry {claimed!r:.24} (rows moved)", idx))
+        add(
+            Finding("entries", str(idx), f"body says it is entry {claimed!r:.24} (rows moved)", idx)
+        )
         return False
     return True
 
@@ -399,7 +405,11 @@ def _read_checkpoints(conn: sqlite3.Connection, log_id: str, add: Any) -> list[C
         values = (seq, size, root, time, kid, sig)
         if not all(type(v) is t for v, t in zip(values, types, strict=True)):
             got = ", ".join(type(v).__name__ for v in values)
-            add(Finding("checkpoints", f"seq {seq!r:.24}", f"row has the wrong column types ({got})"))
+            add(
+                Finding(
+                    "checkpoints", f"seq {seq!r:.24}", f"row has the wrong column types ({got})"
+                )
+            )
         elif len(root) != HASH_SIZE or len(sig) != SIGNATURE_SIZE or size < 0:
             add(Finding("checkpoints", f"seq {seq}", "root, signature or size malformed"))
         else:
@@ -429,7 +439,9 @@ def _check_checkpoints(
     for expected_seq, cp in enumerate(cps):
         where = f"seq {cp.seq}"
         if cp.seq != expected_seq:
-            add(Finding("checkpoints", where, f"sequence jumps from {expected_seq - 1} to {cp.seq}"))
+            add(
+                Finding("checkpoints", where, f"sequence jumps from {expected_seq - 1} to {cp.seq}")
+            )
         if not cp.verify(public_key):
             add(
                 Finding(
@@ -459,7 +471,11 @@ def _check_checkpoints(
             last_good = cp.tree_size
             covered = max(covered, cp.tree_size)
     if unsigned == len(cps):
-        add(Finding("meta", "log_id", "no checkpoint verifies: the log id or public key was changed"))
+        add(
+            Finding(
+                "meta", "log_id", "no checkpoint verifies: the log id or public key was changed"
+            )
+        )
     return covered
 
 
