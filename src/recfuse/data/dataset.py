@@ -109,7 +109,7 @@ def build_dataset(
     has_timestamps: bool,
     text_fields: tuple[str, ...] = (),
     source: str = "interactions",
-    duplicates: Duplicates = "error",
+    duplicates: Duplicates = "first",
     notes: dict[str, int] | None = None,
 ) -> Dataset:
     """Remap raw ids to contiguous indices and attach side tables.
@@ -120,11 +120,12 @@ def build_dataset(
         items: optional side table indexed by original ``item_id``; items that appear only here
             are kept (they can be recommended even without interactions).
         users: optional side table indexed by original ``user_id``.
-        duplicates: a (user, item) pair seen twice is an error naming both rows (``"error"``),
-            or only its earliest (``"first"``) or latest (``"last"``) interaction is kept, by
-            time and then file order; how many rows went is in ``notes`` and printed. A
-            duplicate left in would put the target into the history, where it is masked, so
-            the user's NDCG and Recall would silently be 0.
+        duplicates: a (user, item) pair seen twice is an error naming both rows (``"error"``,
+            the default for a user's files and configs), or only its earliest (``"first"``, the
+            default here) or latest (``"last"``) interaction is kept, by time and then file
+            order; how many rows went is in ``notes`` and printed to stderr. A duplicate left in
+            would put the target's copy into the history (the evaluator no longer masks a
+            target, but the split would still hold the pair twice).
     """
     if raw.empty:
         raise DataError(f"{source}: no interactions")
