@@ -180,8 +180,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}{where}: invalid YAML") from None
-    except (OSError, UnicodeDecodeError, RecursionError) as exc:
-        raise ConfigError(f"{path}: cannot be read as a YAML config ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply") from None
     if loaded is None:
         raise ConfigError(f"{path}: empty config")
     if not isinstance(loaded, dict):
