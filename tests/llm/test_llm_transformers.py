@@ -50,7 +50,7 @@ def test_score_ranks_paris_over_banana(smollm2) -> None:
     assert alone[0] == pytest.approx(raw[1], abs=1e-3)
     # Multi-token options (scored on the shared prefix cache) equal one pass over the full text.
     prefix, option = "The capital of France is", " the city of Paris"
-    _, values, offsets = smollm2.token_logprobs(prefix + option)
+    _, values, offsets, _ = smollm2.token_logprobs(prefix + option)
     full = sum(v for v, o in zip(values, offsets, strict=True) if o >= len(prefix))
     multi = smollm2.score(RawPrompt(prefix), [option, " Paris", " a"])
     assert multi[0] == pytest.approx(full, abs=1e-3)

@@ -16,7 +16,7 @@ predate it keep working.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -208,3 +208,35 @@ def score_many(llm: Any, items: Sequence[ScoreItem]) -> list[np.ndarray]:
     ):
         raise BackendError(f"score_many: backend {llm.backend!r} returned misshapen scores")
     return out
+
+
+TextCallback = Callable[[int, str], bool]
+"""``on_text(row, delta) -> keep_going``: called as text of prompt ``row`` arrives; False stops it."""
+
+
+def generate_streaming(
+    llm: LLM, prompts: Sequence[Prompt], params: GenerationParams, on_text: TextCallback
+) -> list[Generation]:
+    """`LLM.generate` that reports text as it arrives and can stop a prompt early.
+
+    A backend that can stream offers ``generate_stream(prompts, max_tokens=..., temperature=...,
+    stop=..., json_schema=..., seed=..., on_text=...)``: it calls ``on_text`` with each new piece
+    of text (never a stop string or half a character; the pieces join to the final text) and stops
+    that prompt's decoding when ``on_text`` returns False. Every other backend gets this default:
+    ``generate`` runs to completion and each prompt's whole text arrives in one piece.
+    """
+    kwargs: dict[str, Any] = {
+        "max_tokens": params.max_tokens,
+        "temperature": params.temperature,
+        "stop": list(params.stop),
+        "json_schema": params.json_schema,
+        "seed": params.seed,
+    }
+    stream = getattr(llm, "generate_stream", None)
+    if callable(stream):
+        return list(stream(prompts, on_text=on_text, **kwargs))
+    gens = llm.generate(prompts, **kwargs)
+    for row, gen in enumerate(gens):
+        if gen.text:
+            on_text(row, gen.text)
+    return gens

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import StoppingCriteria
 
 from recfuse.errors import ConfigError
 from recfuse.llm.base import (
@@ -23,6 +24,8 @@ from recfuse.llm.base import (
     Pooling,
     Prompt,
     ScoreManyMixin,
+    TextCallback,
+    truncate_at_stop,
 )
 from recfuse.llm.hf_prompts import HFPromptMixin
 from recfuse.llm.prompts import register_special_tokens, special_tokens_of
@@ -87,6 +90,24 @@ class TransformersLLM(HFPromptMixin, ScoreManyMixin):
         Sampled outputs (temperature > 0) are seeded per batch, so they depend on how prompts
         are batched. ``json_schema`` does not constrain local decoding (see `GenerationParams`).
         """
+        return self.generate_stream(prompts, max_tokens, temperature, stop, json_schema, seed)
+
+    def generate_stream(
+        self,
+        prompts: Sequence[Prompt],
+        max_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        json_schema: dict[str, Any] | None = None,
+        seed: int = 0,
+        on_text: TextCallback | None = None,
+    ) -> list[Generation]:
+        """`generate` that calls ``on_text(prompt index, new text)`` after each decoding step.
+
+        The pieces of a prompt join to its final text (a possible start of a stop string or an
+        incomplete character is held back until it resolves); ``on_text`` returning False stops
+        that prompt (the rest of its batch goes on). See `recfuse.llm.base.generate_streaming`.
+        """
         params = GenerationParams(max_tokens, temperature, tuple(stop or ()), json_schema, seed)
         encoded = [self.encode(p) for p in prompts]
         results: list[Generation | None] = [None] * len(prompts)
@@ -94,35 +115,46 @@ class TransformersLLM(HFPromptMixin, ScoreManyMixin):
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            for row, gen in zip(
-                rows, self._generate_batch([encoded[i] for i in rows], params), strict=True
-            ):
+            hook = _TextHook(self, rows, params.stop, on_text)
+            gens = self._generate_batch([encoded[i] for i in rows], params, hook)
+            for row, gen in zip(rows, gens, strict=True):
                 results[row] = gen
         return [r for r in results if r is not None]
 
+    def _decode_new(self, tokens: list[int]) -> tuple[list[int], bool]:
+        """New tokens up to (not including) end of sequence, and whether it was reached."""
+        end = next((i for i, t in enumerate(tokens) if t in self._eos), None)
+        return (tokens, False) if end is None else (tokens[:end], True)
+
     @torch.inference_mode()
-    def _generate_batch(self, seqs: list[list[int]], params: GenerationParams) -> list[Generation]:
+    def _generate_batch(
+        self, seqs: list[list[int]], params: GenerationParams, hook: _TextHook
+    ) -> list[Generation]:
+        from transformers import StoppingCriteriaList
+
         ids, mask = self._pad_batch(seqs, left=True)
+        hook.width = ids.shape[1]
         kwargs: dict[str, Any] = {
             "max_new_tokens": params.max_tokens,
             "pad_token_id": self._pad,
             "eos_token_id": sorted(self._eos),
+            # The hook finds stop strings in the decoded text and stops that row.
+            "stopping_criteria": StoppingCriteriaList([hook]),
         }
         if params.temperature > 0:
             torch.manual_seed(params.seed)
             kwargs.update(do_sample=True, temperature=params.temperature, top_p=1.0, top_k=0)
         else:
             kwargs.update(do_sample=False)
-        if params.stop:
-            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         started = time.perf_counter()
         out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         seconds = (time.perf_counter() - started) / len(seqs)
-        new_tokens = out[:, ids.shape[1] :].tolist()
-        gens = [
-            self.finish_generation(tokens, len(seq), params.stop, seconds)
-            for seq, tokens in zip(seqs, new_tokens, strict=True)
-        ]
+        gens = []
+        for row, (seq, tokens) in enumerate(zip(seqs, out[:, ids.shape[1] :].tolist(), strict=True)):
+            # A row the hook stopped (stop string, cancelled) is padded after its last token.
+            gen = self.finish_generation(tokens[: hook.length[row]], len(seq), params.stop, seconds)
+            hook.flush(row, gen.text)
+            gens.append(gen)
         return gens
 
     # ------------------------------------------------------------------ score
@@ -171,22 +203,33 @@ class TransformersLLM(HFPromptMixin, ScoreManyMixin):
         return scores
 
     @torch.inference_mode()
-    def token_logprobs(self, text: str) -> tuple[list[str], list[float | None], list[int]]:
-        """Per-token log-probabilities of raw ``text``: (token strings, logprobs, char offsets).
+    def token_logprobs(
+        self, text: str, top: int = 0
+    ) -> tuple[list[str], list[float | None], list[int], list[dict[str, float] | None] | None]:
+        """Per-token log-probabilities of raw ``text`` in one forward pass.
 
-        The first token has no left context and gets ``None`` (as OpenAI's echo does).
+        Returns (token strings, logprobs, char offsets, top): ``top`` > 0 adds, per position,
+        the ``top`` most likely tokens there with their log-probabilities (else None). The
+        first token has no left context and gets ``None`` in both (as OpenAI's echo does).
         """
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = list(enc.input_ids)
         if not ids:
-            return [], [], []
+            return [], [], [], None if top == 0 else []
         tensor = torch.tensor([ids], dtype=torch.long)
         logits = self.model(input_ids=tensor).logits[0].float()
-        logp = torch.log_softmax(logits[:-1], dim=-1)
+        logp = torch.log_softmax(logits[:-1], dim=-1)  # [T-1, V]: position t predicts t + 1
         picked = logp[torch.arange(len(ids) - 1), tensor[0, 1:]].tolist()
         offsets = [int(start) for start, _ in enc.offset_mapping]
         tokens = [text[a:b] for a, b in enc.offset_mapping]
-        return tokens, [None, *picked], offsets
+        tops: list[dict[str, float] | None] | None = None
+        if top > 0:
+            values, indices = logp.topk(top, dim=-1)
+            tops = [None] + [
+                {self.tokenizer.decode([i]): v for i, v in zip(row_i, row_v, strict=True)}
+                for row_i, row_v in zip(indices.tolist(), values.tolist(), strict=True)
+            ]
+        return tokens, [None, *picked], offsets, tops
 
     # ------------------------------------------------------------------ hidden states
 
@@ -228,3 +271,68 @@ class TransformersLLM(HFPromptMixin, ScoreManyMixin):
                 pooled = stacked[:, torch.arange(len(chunk)), last]
             out[:, start : start + len(chunk)] = pooled.float().numpy()
         return out
+
+
+def _held_back(text: str, stop: Sequence[str]) -> str:
+    """``text`` minus what may still change: a trailing partial character (U+FFFD while its bytes
+    are incomplete) or a suffix that could grow into a stop string."""
+    text = text.rstrip("\ufffd")
+    cut = 0
+    for s in stop:
+        for k in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:k]):
+                cut = max(cut, k)
+                break
+    return text[: len(text) - cut]
+
+
+class _TextHook(StoppingCriteria):
+    """A transformers stopping criterion run after every decoding step of one batch.
+
+    It decodes each live row's new tokens, hands ``on_text`` the part that can no longer change,
+    and marks a row done at a stop string or when ``on_text`` returns False. ``length[row]`` is
+    how many new tokens the row kept (rows done early are padded by ``generate`` afterwards).
+    """
+
+    def __init__(
+        self,
+        llm: TransformersLLM,
+        rows: list[int],
+        stop: Sequence[str],
+        on_text: TextCallback | None,
+    ) -> None:
+        self.llm, self.rows, self.stop, self.on_text = llm, rows, tuple(stop), on_text
+        self.width = 0
+        self.sent = [""] * len(rows)
+        self.length: list[int | None] = [None] * len(rows)
+
+    def _send(self, row: int, text: str) -> bool:
+        if self.on_text is None or not text.startswith(self.sent[row]):
+            return True
+        delta = text[len(self.sent[row]) :]
+        if not delta:
+            return True
+        self.sent[row] = text
+        return bool(self.on_text(self.rows[row], delta))
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        new = input_ids[:, self.width :].tolist()
+        for row, tokens in enumerate(new):
+            if self.length[row] is not None:
+                continue
+            used, ended = self.llm._decode_new(tokens)
+            if ended:  # generate marks this row done itself; the final text is flushed later
+                self.length[row] = len(tokens)
+                continue
+            text, hit = truncate_at_stop(
+                self.llm.tokenizer.decode(used, skip_special_tokens=True), self.stop
+            )
+            going = self._send(row, text if hit else _held_back(text, self.stop))
+            if hit or not going:
+                self.length[row] = len(tokens)
+        done = [length is not None for length in self.length]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    def flush(self, row: int, text: str) -> None:
+        """Send what is left of a row's final text."""
+        self._send(row, text)
