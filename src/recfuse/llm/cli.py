@@ -158,13 +158,28 @@ def serve(
         str, typer.Option(help="Bind address (loopback unless you mean it).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    batch_size: Annotated[int, typer.Option(help="Prompts per forward pass.")] = 8,
+    batch_size: Annotated[int, typer.Option(help="Most rows decoded together.")] = 8,
     threads: Annotated[
         int | None, typer.Option(help="torch threads (default: torch's choice).")
     ] = None,
+    max_tokens: Annotated[int, typer.Option(help="Largest max_tokens accepted.")] = 512,
+    max_body_bytes: Annotated[int, typer.Option(help="Larger bodies get 413.")] = 1_000_000,
+    batch_window_ms: Annotated[
+        float, typer.Option(help="How long a request waits for others to batch with.")
+    ] = 20.0,
+    max_queue: Annotated[int, typer.Option(help="Rows waiting at once; more get 429.")] = 64,
 ) -> None:
     """Serve a local model over an OpenAI-compatible HTTP API (/v1/models, /v1/chat/completions,
-    /v1/completions with echo + logprobs)."""
+    /v1/completions with echo + logprobs; streaming, n, stop, seed; batched; see docs/llm.md)."""
     from recfuse.llm.serve import serve as run_server
+    from recfuse.llm.serve_schema import ServeLimits
 
-    run_server(model=model, host=host, port=port, batch_size=batch_size, threads=threads)
+    limits = ServeLimits(
+        max_tokens=max_tokens,
+        default_chat_tokens=min(256, max_tokens),
+        max_body_bytes=max_body_bytes,
+        max_batch=batch_size,
+        batch_window_s=batch_window_ms / 1000,
+        max_queue=max_queue,
+    )
+    run_server(model=model, host=host, port=port, threads=threads, limits=limits)

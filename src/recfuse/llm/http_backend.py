@@ -13,9 +13,10 @@ backoff; at most ``concurrency`` requests are in flight.
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -31,6 +32,8 @@ from recfuse.llm.base import (
     Pooling,
     Prompt,
     RawPrompt,
+    TextCallback,
+    TextStream,
     as_chat,
     truncate_at_stop,
 )
@@ -139,6 +142,64 @@ class HTTPLLM:
             f"{self.base_url}{path}: failed after {self.max_retries + 1} tries ({last})"
         )
 
+    def _post_stream(
+        self, path: str, payload: dict[str, Any], stream: TextStream
+    ) -> tuple[str, str, dict[str, Any]]:
+        """POST with ``stream: true``; feeds ``stream`` and returns (text, finish, usage)."""
+        body = {**payload, "stream": True, "stream_options": {"include_usage": True}}
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self.retries_used += 1
+            state: dict[str, Any] = {"text": "", "finish": "length", "usage": {}, "chunks": 0}
+            try:
+                with self.client.stream("POST", path, json=body) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        last = f"HTTP {response.status_code}: {response.text[:200]}"
+                        if response.status_code not in RETRY_STATUS:
+                            raise BackendError(f"{self.base_url}{path}: {last}")
+                    else:
+                        self._read_events(path, response, stream, state)
+                        return state["text"], state["finish"], state["usage"]
+            except httpx.TransportError as exc:
+                if state["chunks"]:
+                    raise BackendError(f"{self.base_url}{path}: stream broke: {exc}") from None
+                last = f"{type(exc).__name__}: {exc}"
+            if attempt < self.max_retries:
+                time.sleep(self.backoff_s * 2**attempt)
+        raise BackendError(
+            f"{self.base_url}{path}: failed after {self.max_retries + 1} tries ({last})"
+        )
+
+    def _read_events(
+        self, path: str, response: httpx.Response, stream: TextStream, state: dict[str, Any]
+    ) -> None:
+        """Consume ``data:`` events until ``[DONE]``, a stop string or ``on_text`` says stop."""
+        for line in response.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise BackendError(
+                    f"{self.base_url}{path}: event is not JSON: {data[:80]}"
+                ) from None
+            if "error" in chunk:
+                raise BackendError(f"{self.base_url}{path}: {chunk['error']}")
+            state["chunks"] += 1
+            state["usage"] = chunk.get("usage") or state["usage"]
+            for choice in chunk.get("choices") or []:
+                piece = choice.get("text") or (choice.get("delta") or {}).get("content") or ""
+                state["text"] += piece
+                state["finish"] = choice.get("finish_reason") or state["finish"]
+            going, _ = stream.update(state["text"])
+            if not going:
+                return  # leaving the `with` closes the connection: the server stops decoding
+
     def get_models(self) -> list[str]:
         """Model names the server lists at ``/v1/models``."""
         try:
@@ -150,6 +211,36 @@ class HTTPLLM:
 
     # ------------------------------------------------------------------ LLM interface
 
+    def _payload(
+        self,
+        prompt: Prompt,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+        json_schema: dict[str, Any] | None,
+        seed: int,
+    ) -> tuple[str, dict[str, Any]]:
+        """The endpoint and body for one prompt: chats to ``/chat/completions``, raw text to
+        ``/completions``."""
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "seed": seed,
+        }
+        if stop:
+            payload["stop"] = list(stop)
+        chat = as_chat(prompt)
+        if chat is None:
+            assert isinstance(prompt, RawPrompt)
+            return "/completions", {**payload, "prompt": prompt.text}
+        if json_schema is not None:
+            payload["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": json_schema},
+            }
+        return "/chat/completions", {**payload, "messages": chat}
+
     def generate(
         self,
         prompts: Sequence[Prompt],
@@ -160,46 +251,71 @@ class HTTPLLM:
         seed: int = 0,
     ) -> list[Generation]:
         """One request per prompt, ``concurrency`` at a time; results in prompt order."""
-        common: dict[str, Any] = {
-            "model": self.model,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "seed": seed,
-        }
-        if stop:
-            common["stop"] = list(stop)
 
         def one(prompt: Prompt) -> Generation:
-            chat = as_chat(prompt)
+            path, payload = self._payload(prompt, max_tokens, temperature, stop, json_schema, seed)
             started = time.perf_counter()
-            if chat is None:
-                assert isinstance(prompt, RawPrompt)
-                body = self._post("/completions", {**common, "prompt": prompt.text})
-                text = body["choices"][0].get("text", "")
-            else:
-                payload = {**common, "messages": chat}
-                if json_schema is not None:
-                    payload["response_format"] = {
-                        "type": "json_schema",
-                        "json_schema": {"name": "output", "schema": json_schema},
-                    }
-                body = self._post("/chat/completions", payload)
-                text = (body["choices"][0].get("message") or {}).get("content") or ""
-            seconds = time.perf_counter() - started
-            usage = body.get("usage") or {}
+            body = self._post(path, payload)
+            choice = body["choices"][0]
+            text = (
+                choice.get("text", "")
+                if "prompt" in payload
+                else ((choice.get("message") or {}).get("content") or "")
+            )
             text, _ = truncate_at_stop(text, stop or ())
+            usage = body.get("usage") or {}
             return Generation(
                 text,
                 int(usage.get("prompt_tokens", 0)),
                 int(usage.get("completion_tokens", 0)),
-                str(body["choices"][0].get("finish_reason") or "stop"),
-                seconds,
+                str(choice.get("finish_reason") or "stop"),
+                time.perf_counter() - started,
             )
 
+        return self._each(one, prompts)
+
+    def _each(
+        self, one: Callable[[Prompt], Generation], prompts: Sequence[Prompt]
+    ) -> list[Generation]:
         if len(prompts) <= 1 or self.concurrency == 1:
             return [one(p) for p in prompts]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
             return list(pool.map(one, prompts))
+
+    def generate_stream(
+        self,
+        prompts: Sequence[Prompt],
+        max_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        json_schema: dict[str, Any] | None = None,
+        seed: int = 0,
+        on_text: TextCallback | None = None,
+    ) -> list[Generation]:
+        """`generate` over server-sent events: ``on_text(prompt index, piece)`` as text arrives.
+
+        ``on_text`` returning False closes that stream (the server sees the disconnect). A
+        connection failure before the first chunk is retried like any request; one after it
+        raises `BackendError` (a retry would repeat text already handed out).
+        """
+        index = {id(p): i for i, p in enumerate(prompts)}
+
+        def one(prompt: Prompt) -> Generation:
+            path, payload = self._payload(prompt, max_tokens, temperature, stop, json_schema, seed)
+            stream = TextStream(index[id(prompt)], stop or (), on_text)
+            started = time.perf_counter()
+            text, finish, usage = self._post_stream(path, payload, stream)
+            text, hit = truncate_at_stop(text, stop or ())
+            stream.flush(text)
+            return Generation(
+                text,
+                int(usage.get("prompt_tokens", 0)),
+                int(usage.get("completion_tokens", 0)),
+                "stop" if hit else finish,
+                time.perf_counter() - started,
+            )
+
+        return self._each(one, prompts)
 
     def render(self, prompt: Prompt) -> str:
         """The text `score` sends for ``prompt`` (see ``chat_format``)."""

@@ -52,9 +52,7 @@ async def _read_body(request: Any, limit: int) -> bytes:
         elif size > DRAIN_BYTES:
             break
     if size > limit:
-        raise APIError(
-            413, f"the request body is over {limit} bytes", None, "request_too_large"
-        )
+        raise APIError(413, f"the request body is over {limit} bytes", None, "request_too_large")
     return b"".join(chunks)
 
 
@@ -110,14 +108,15 @@ def _chat_prompt(req: ChatRequest, limits: ServeLimits) -> Prompt:
 
 
 def _completion_prompts(req: CompletionRequest, limits: ServeLimits) -> list[str]:
-    prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
-    if not prompts or not all(isinstance(p, str) for p in prompts):
-        if prompts and not all(isinstance(p, str) for p in prompts):
-            raise APIError(
-                400, "prompt: token-id prompts are not supported; send text", "prompt",
-                "unsupported_parameter",
-            )  # fmt: skip
+    given: list[Any] = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
+    if not given:
         raise APIError(400, "prompt: at least one prompt", "prompt", "invalid_value")
+    prompts = [p for p in given if isinstance(p, str)]
+    if len(prompts) < len(given):
+        raise APIError(
+            400, "prompt: token-id prompts are not supported; send text", "prompt",
+            "unsupported_parameter",
+        )  # fmt: skip
     if len(prompts) > limits.max_n:
         raise APIError(400, f"prompt: at most {limits.max_n} prompts", "prompt", "invalid_value")
     for i, prompt in enumerate(prompts):
@@ -129,7 +128,7 @@ def _completion_prompts(req: CompletionRequest, limits: ServeLimits) -> list[str
             400, f"prompt: over {limits.max_prompt_chars} characters", "prompt",
             "context_length_exceeded",
         )  # fmt: skip
-    return [str(p) for p in prompts]
+    return prompts
 
 
 class _Envelope:
@@ -283,7 +282,12 @@ async def _chat(
 
     def choice(i: int, gen: Generation) -> dict[str, Any]:
         message = {"role": "assistant", "content": gen.text, "refusal": None}
-        return {"index": i, "message": message, "finish_reason": gen.finish_reason, "logprobs": None}
+        return {
+            "index": i,
+            "message": message,
+            "finish_reason": gen.finish_reason,
+            "logprobs": None,
+        }
 
     if not req.stream:
         gens = await _wait(ticket, request)
@@ -409,7 +413,6 @@ def serve(
     model: str = "smollm2",
     host: str = "127.0.0.1",
     port: int = 8000,
-    batch_size: int = 8,
     threads: int | None = None,
     limits: ServeLimits | None = None,
 ) -> None:
@@ -422,7 +425,7 @@ def serve(
 
     from recfuse.llm.transformers_backend import TransformersLLM
 
-    limits = limits or ServeLimits(max_batch=batch_size)
+    limits = limits or ServeLimits()
     llm = TransformersLLM(model, batch_size=limits.max_batch, threads=threads)
     app = create_app(llm, limits)
 

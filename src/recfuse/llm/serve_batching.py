@@ -14,6 +14,7 @@ in flight, and that batch is bounded by ``ServeLimits.max_tokens``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -55,10 +56,9 @@ class Ticket:
         return max(1, len(self.prompts))
 
     def put(self, *event: Any) -> None:
-        try:
+        # A closed loop means the request is gone: nobody is listening any more.
+        with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self.events.put_nowait, event)
-        except RuntimeError:  # the request's loop is closed: nobody is listening any more
-            pass
 
 
 class Batcher:
@@ -74,7 +74,7 @@ class Batcher:
         self.pending: list[Ticket] = []
         self.cond = threading.Condition()
         self.stopping = False
-        self.stats = {"batches": 0, "rows": 0, "largest_batch": 0}
+        self.stats = {"batches": 0, "rows": 0, "largest_batch": 0, "completion_tokens": 0, "cancelled": 0}
         self.thread = threading.Thread(target=self._loop, name="recfuse-batcher", daemon=True)
         self.thread.start()
 
@@ -169,10 +169,14 @@ class Batcher:
         self.stats["batches"] += 1
         self.stats["rows"] += len(prompts)
         self.stats["largest_batch"] = max(self.stats["largest_batch"], len(prompts))
+        self.stats["completion_tokens"] += sum(g.completion_tokens for g in gens)
+        self.stats["cancelled"] += sum(t.rows for t in batch if t.cancelled.is_set())
         start = 0
         for ticket in batch:
             mine, start = gens[start : start + ticket.rows], start + ticket.rows
             if self.stopping:
-                ticket.put("error", APIError(503, "the server is shutting down", kind="server_error"))
+                ticket.put(
+                    "error", APIError(503, "the server is shutting down", kind="server_error")
+                )
             else:
                 ticket.put("done", mine)

@@ -151,9 +151,7 @@ class Message(BaseModel):
 
     def as_dict(self) -> dict[str, str]:
         text = (
-            self.content
-            if isinstance(self.content, str)
-            else "".join(p.text for p in self.content)
+            self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
         )
         # "developer" is OpenAI's newer name for the system role.
         return {"role": "system" if self.role == "developer" else self.role, "content": text}
@@ -198,11 +196,11 @@ def parse_request(model: type[_Request], body: bytes) -> Any:
             raise APIError(
                 400, f"Unrecognized request argument supplied: {key}", key, "unrecognized_argument"
             )
-        if allowed is not _ANY and value not in allowed:  # type: ignore[operator]
+        if isinstance(allowed, tuple) and value not in allowed:
+            accepted = ", ".join(repr(a) for a in allowed if a is not None) or "null"
             raise APIError(
                 400,
-                f"{key}={value!r} is not supported by recfuse llm serve "
-                f"(accepted: {', '.join(repr(a) for a in allowed if a is not None)})",  # type: ignore[union-attr]
+                f"{key}={value!r} is not supported by recfuse llm serve (accepted: {accepted})",
                 key,
                 "unsupported_parameter",
             )

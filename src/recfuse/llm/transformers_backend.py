@@ -25,6 +25,7 @@ from recfuse.llm.base import (
     Prompt,
     ScoreManyMixin,
     TextCallback,
+    TextStream,
     truncate_at_stop,
 )
 from recfuse.llm.hf_prompts import HFPromptMixin
@@ -150,7 +151,9 @@ class TransformersLLM(HFPromptMixin, ScoreManyMixin):
         out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         seconds = (time.perf_counter() - started) / len(seqs)
         gens = []
-        for row, (seq, tokens) in enumerate(zip(seqs, out[:, ids.shape[1] :].tolist(), strict=True)):
+        for row, (seq, tokens) in enumerate(
+            zip(seqs, out[:, ids.shape[1] :].tolist(), strict=True)
+        ):
             # A row the hook stopped (stop string, cancelled) is padded after its last token.
             gen = self.finish_generation(tokens[: hook.length[row]], len(seq), params.stop, seconds)
             hook.flush(row, gen.text)
@@ -273,25 +276,13 @@ class TransformersLLM(HFPromptMixin, ScoreManyMixin):
         return out
 
 
-def _held_back(text: str, stop: Sequence[str]) -> str:
-    """``text`` minus what may still change: a trailing partial character (U+FFFD while its bytes
-    are incomplete) or a suffix that could grow into a stop string."""
-    text = text.rstrip("\ufffd")
-    cut = 0
-    for s in stop:
-        for k in range(min(len(s) - 1, len(text)), 0, -1):
-            if text.endswith(s[:k]):
-                cut = max(cut, k)
-                break
-    return text[: len(text) - cut]
-
-
 class _TextHook(StoppingCriteria):
     """A transformers stopping criterion run after every decoding step of one batch.
 
-    It decodes each live row's new tokens, hands ``on_text`` the part that can no longer change,
-    and marks a row done at a stop string or when ``on_text`` returns False. ``length[row]`` is
-    how many new tokens the row kept (rows done early are padded by ``generate`` afterwards).
+    It decodes each live row's new tokens into that row's `TextStream` (which hands ``on_text``
+    the part that can no longer change) and marks a row done at a stop string or when
+    ``on_text`` returns False. ``length[row]`` is how many new tokens the row kept (rows done
+    early are padded by ``generate`` afterwards).
     """
 
     def __init__(
@@ -301,38 +292,29 @@ class _TextHook(StoppingCriteria):
         stop: Sequence[str],
         on_text: TextCallback | None,
     ) -> None:
-        self.llm, self.rows, self.stop, self.on_text = llm, rows, tuple(stop), on_text
+        self.llm = llm
+        self.streams = [TextStream(row, stop, on_text) for row in rows]
         self.width = 0
-        self.sent = [""] * len(rows)
         self.length: list[int | None] = [None] * len(rows)
 
-    def _send(self, row: int, text: str) -> bool:
-        if self.on_text is None or not text.startswith(self.sent[row]):
-            return True
-        delta = text[len(self.sent[row]) :]
-        if not delta:
-            return True
-        self.sent[row] = text
-        return bool(self.on_text(self.rows[row], delta))
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        new = input_ids[:, self.width :].tolist()
-        for row, tokens in enumerate(new):
+    def __call__(
+        self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
+        for row, tokens in enumerate(input_ids[:, self.width :].tolist()):
             if self.length[row] is not None:
                 continue
             used, ended = self.llm._decode_new(tokens)
             if ended:  # generate marks this row done itself; the final text is flushed later
                 self.length[row] = len(tokens)
                 continue
-            text, hit = truncate_at_stop(
-                self.llm.tokenizer.decode(used, skip_special_tokens=True), self.stop
+            going, _ = self.streams[row].update(
+                self.llm.tokenizer.decode(used, skip_special_tokens=True)
             )
-            going = self._send(row, text if hit else _held_back(text, self.stop))
-            if hit or not going:
+            if not going:
                 self.length[row] = len(tokens)
         done = [length is not None for length in self.length]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
     def flush(self, row: int, text: str) -> None:
         """Send what is left of a row's final text."""
-        self._send(row, text)
+        self.streams[row].flush(text)
