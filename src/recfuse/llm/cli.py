@@ -165,8 +165,8 @@ def serve(
     max_tokens: Annotated[int, typer.Option(help="Largest max_tokens accepted.")] = 512,
     max_body_bytes: Annotated[int, typer.Option(help="Larger bodies get 413.")] = 1_000_000,
     batch_window_ms: Annotated[
-        float, typer.Option(help="How long a request waits for others to batch with.")
-    ] = 20.0,
+        float, typer.Option(help="Wait this long after the latest arrival for more (max 4x).")
+    ] = 50.0,
     max_queue: Annotated[int, typer.Option(help="Rows waiting at once; more get 429.")] = 64,
 ) -> None:
     """Serve a local model over an OpenAI-compatible HTTP API (/v1/models, /v1/chat/completions,

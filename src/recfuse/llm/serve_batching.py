@@ -1,8 +1,9 @@
 """Windowed batching for `recfuse llm serve`: concurrent requests share forward passes.
 
 One thread owns the model. A request becomes a `Ticket` (its prompts x ``n`` rows and decoding
-parameters). When the thread is free it takes the oldest ticket, waits up to ``window_s`` for
-more, and decodes every waiting greedy ticket with the same parameters in one batch of at most
+parameters). When the thread is free it takes the oldest ticket, waits for company (until the
+batch is full, or as many rows as the last batch are back and nobody came for ``window_s``; at
+most ``4 * window_s``), and decodes every waiting greedy ticket with the same parameters in one batch of at most
 ``max_batch`` rows, through `recfuse.llm.base.generate_streaming` — so it works with any `LLM`
 backend, and backends that stream give token-by-token text and stop a row whose client left.
 
@@ -74,7 +75,15 @@ class Batcher:
         self.pending: list[Ticket] = []
         self.cond = threading.Condition()
         self.stopping = False
-        self.stats = {"batches": 0, "rows": 0, "largest_batch": 0, "completion_tokens": 0, "cancelled": 0}
+        self.last_arrival = 0.0
+        self.expected = 1  # rows of the last batch: how many clients are likely to come back
+        self.stats = {
+            "batches": 0,
+            "rows": 0,
+            "largest_batch": 0,
+            "completion_tokens": 0,
+            "cancelled": 0,
+        }
         self.thread = threading.Thread(target=self._loop, name="recfuse-batcher", daemon=True)
         self.thread.start()
 
@@ -92,6 +101,7 @@ class Batcher:
                     "rate_limit_error",
                 )
             self.pending.append(ticket)
+            self.last_arrival = time.monotonic()
             self.cond.notify_all()
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
@@ -115,6 +125,22 @@ class Batcher:
                 rows += ticket.rows
         return batch
 
+    def _gather(self, first: Ticket) -> None:
+        """Wait (holding ``cond``) for company for ``first``: until the batch is full, or the
+        clients of the last batch are back and nobody arrived for ``window_s``; at most
+        ``4 * window_s`` in all. (Clients in a loop send again as soon as they have an answer.)"""
+        latest = time.monotonic() + 4 * self.window_s
+        expected = min(self.max_batch, max(1, self.expected))
+        while not self.stopping:
+            rows = sum(t.rows for t in self._compatible(first))
+            now = time.monotonic()
+            quiet = self.last_arrival + self.window_s - now
+            if rows >= self.max_batch or now >= latest or (rows >= expected and quiet <= 0):
+                return
+            self.cond.wait(
+                max(0.001, min(latest - now, quiet) if rows >= expected else latest - now)
+            )
+
     def _take(self) -> list[Ticket] | None:
         with self.cond:
             while True:
@@ -125,12 +151,8 @@ class Batcher:
                     break
                 self.cond.wait()
             first = self.pending[0]
-            deadline = time.monotonic() + self.window_s
-            while not self.stopping and first.merge_key is not None:
-                left = deadline - time.monotonic()
-                if left <= 0 or sum(t.rows for t in self._compatible(first)) >= self.max_batch:
-                    break
-                self.cond.wait(left)
+            if first.merge_key is not None:
+                self._gather(first)
             batch = self._compatible(first)
             taken = {id(t) for t in batch}
             self.pending = [t for t in self.pending if id(t) not in taken]
@@ -165,6 +187,7 @@ class Batcher:
                 ticket.put("text", j, delta)
             return True
 
+        self.expected = len(prompts)
         gens: list[Generation] = generate_streaming(self.llm, prompts, batch[0].params, on_text)
         self.stats["batches"] += 1
         self.stats["rows"] += len(prompts)

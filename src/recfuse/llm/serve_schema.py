@@ -34,7 +34,8 @@ class ServeLimits:
         max_prompt_chars: characters of prompt text (all messages or prompts) per request.
         max_n: the largest ``n``; also the most prompts a completion request may list.
         max_batch: rows (prompt x choice) decoded together in one forward batch.
-        batch_window_s: how long the first waiting request waits for company.
+        batch_window_s: how long the batcher waits after the latest arrival for more company
+            (at most 4x this in all).
         max_queue: rows waiting at once; more gets 429 (the client should back off).
     """
 
@@ -44,7 +45,7 @@ class ServeLimits:
     max_prompt_chars: int = 32_000
     max_n: int = 8
     max_batch: int = 8
-    batch_window_s: float = 0.02
+    batch_window_s: float = 0.05
     max_queue: int = 64
 
 
