@@ -160,6 +160,20 @@ def start_server(
         server.stop()
 
 
+@pytest.fixture
+def collect() -> Callable[[list[str]], Callable[[int, str], bool]]:
+    """``collect(pieces)``: an ``on_text`` callback that keeps every piece, never stopping."""
+
+    def make(into: list[str]) -> Callable[[int, str], bool]:
+        def on_text(row: int, piece: str) -> bool:
+            into.append(piece)
+            return True
+
+        return on_text
+
+    return make
+
+
 class FakeScriptedLLM:
     """Control-flow double for unit tests only: answers from a script, counts calls."""
 

@@ -17,13 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from recfuse.llm.base import GenerationParams, RawPrompt, generate_streaming
+from recfuse.llm.base import BackendError, GenerationParams, Prompt, RawPrompt, generate_streaming
 from recfuse.llm.http_backend import HTTPLLM
 
 openai = pytest.importorskip("openai")
 pytestmark = pytest.mark.slow
 
-CAP = 48  # the server's --max-tokens
+CAP = 32  # the server's --max-tokens
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer with one word."}]
 POEM = [{"role": "user", "content": "Write a short poem about the sea."}]
 COUNT = "1, 2, 3, 4, 5,"  # greedy SmolLM2 keeps counting: no end of sequence within CAP tokens
@@ -88,10 +88,10 @@ def _timed_chunks(stream: Any) -> tuple[list[tuple[float, Any]], float]:
 
 def test_chat_stream_arrives_in_pieces_and_joins_to_the_greedy_answer(client: Any) -> None:
     whole = client.chat.completions.create(
-        model="smollm2", messages=POEM, max_tokens=24, temperature=0
+        model="smollm2", messages=POEM, max_tokens=16, temperature=0
     )
     stream = client.chat.completions.create(
-        model="smollm2", messages=POEM, max_tokens=24, temperature=0, stream=True,
+        model="smollm2", messages=POEM, max_tokens=16, temperature=0, stream=True,
         stream_options={"include_usage": True},
     )  # fmt: skip
     chunks, _ = _timed_chunks(stream)
@@ -118,7 +118,7 @@ def test_completion_stream_joins_to_the_greedy_answer(client: Any) -> None:
 def test_n_choices_and_seed(client: Any) -> None:
     def ask(**kw: Any) -> list[str]:
         out = client.chat.completions.create(
-            model="smollm2", messages=POEM, max_tokens=10, n=2, **kw
+            model="smollm2", messages=POEM, max_tokens=6, n=2, **kw
         )
         assert [c.index for c in out.choices] == [0, 1]
         return [c.message.content for c in out.choices]
@@ -132,12 +132,12 @@ def test_n_choices_and_seed(client: Any) -> None:
 
 
 def test_stop_strings_cut_the_answer_streamed_or_not(client: Any) -> None:
-    kw: dict[str, Any] = {"model": "smollm2", "prompt": COUNT, "max_tokens": 30, "temperature": 0}
+    kw: dict[str, Any] = {"model": "smollm2", "prompt": COUNT, "max_tokens": 10, "temperature": 0}
     free = client.completions.create(**kw).choices[0].text
-    assert " 9," in free  # the stop string would be generated
-    cut = client.completions.create(**kw, stop=[" 9,", "never"]).choices[0]
-    assert cut.text == free[: free.index(" 9,")] and cut.finish_reason == "stop"
-    streamed = client.completions.create(**kw, stop=" 9,", stream=True)
+    assert " 8," in free  # the stop string would be generated
+    cut = client.completions.create(**kw, stop=[" 8,", "never"]).choices[0]
+    assert cut.text == free[: free.index(" 8,")] and cut.finish_reason == "stop"
+    streamed = client.completions.create(**kw, stop=" 8,", stream=True)
     assert "".join(c.choices[0].text for c in streamed if c.choices) == cut.text
     chat = client.chat.completions.create(
         model="smollm2", messages=QUESTION, max_completion_tokens=8, temperature=0, stop="Paris"
@@ -278,22 +278,24 @@ def test_a_long_request_does_not_starve_a_short_one(client: Any) -> None:
     assert timings["short"] < timings["long"] + 3 * timings["short_alone"] + 2.0, (timings, solo)
 
 
-def test_http_backend_streams_from_recfuse_serve(server: Any) -> None:
+def test_http_backend_streams_from_recfuse_serve(server: Any, collect: Any) -> None:
     llm = HTTPLLM(server.base_url, "smollm2", timeout_s=60, concurrency=2)
-    prompts = [QUESTION, RawPrompt(COUNT)]
+    prompts: list[Prompt] = [QUESTION, RawPrompt(COUNT)]
     pieces: dict[int, list[str]] = {0: [], 1: []}
     streamed = llm.generate_stream(
-        prompts, max_tokens=10, on_text=lambda row, piece: pieces[row].append(piece) is None
+        prompts, max_tokens=8, on_text=lambda row, piece: collect(pieces[row])(row, piece)
     )
-    plain = llm.generate(prompts, max_tokens=10)
+    plain = llm.generate(prompts, max_tokens=8)
     assert [g.text for g in streamed] == [g.text for g in plain]
     assert all(len(pieces[i]) >= 3 and "".join(pieces[i]) == streamed[i].text for i in (0, 1))
-    assert streamed[1].completion_tokens == 10  # usage from the last event
+    assert streamed[1].completion_tokens == 8  # usage from the last event
     # on_text returning False closes the stream: the answer stops early.
     early = generate_streaming(
-        llm, [RawPrompt(COUNT)], GenerationParams(max_tokens=10), lambda row, piece: False
+        llm, [RawPrompt(COUNT)], GenerationParams(max_tokens=8), lambda row, piece: False
     )
     assert len(early[0].text) < len(plain[1].text)
+    with pytest.raises(BackendError, match="max_tokens"):  # a refusal before any event
+        llm.generate_stream([QUESTION], max_tokens=CAP + 1)
 
 
 def test_sigterm_stops_decoding_and_the_server_exits_promptly(server: Any) -> None:
