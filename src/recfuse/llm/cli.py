@@ -176,7 +176,6 @@ def serve(
 
     limits = ServeLimits(
         max_tokens=max_tokens,
-        default_chat_tokens=min(256, max_tokens),
         max_body_bytes=max_body_bytes,
         max_batch=batch_size,
         batch_window_s=batch_window_ms / 1000,

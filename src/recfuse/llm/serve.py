@@ -273,7 +273,8 @@ async def _chat(
             400, "max_tokens and max_completion_tokens disagree; send one", "max_tokens",
             "invalid_value",
         )  # fmt: skip
-    wanted = req.max_completion_tokens or req.max_tokens or limits.default_chat_tokens
+    default = min(limits.default_chat_tokens, limits.max_tokens)
+    wanted = req.max_completion_tokens or req.max_tokens or default
     params = _params(req, limits, name, wanted)
     prompt = _chat_prompt(req, limits)
     ticket = Ticket([prompt] * req.n, params, req.stream, _merge_key(params))
@@ -354,7 +355,8 @@ async def _completions(
     limits: ServeLimits,
     name: str,
 ) -> Any:
-    wanted = 16 if req.max_tokens is None else req.max_tokens  # OpenAI's default
+    # OpenAI's default is 16 (within this server's limit).
+    wanted = min(16, limits.max_tokens) if req.max_tokens is None else req.max_tokens
     params = _params(req, limits, name, wanted)
     prompts = _completion_prompts(req, limits)
     if wanted == 0 and not req.echo:
