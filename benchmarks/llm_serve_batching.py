@@ -2,15 +2,16 @@
 concurrency 8 against the in-process batch-8 number, on the same prompts and thread count.
 
     /work/shared/tools/heavy --threads 1 -- .venv/bin/python benchmarks/llm_serve_batching.py \\
-        --threads 1 --max-tokens 24 --rounds 3
+        --threads 1 --max-tokens 24 --rounds 5
 
-Arms (SmolLM2-135M-Instruct, greedy, the 8 caption prompts of llm_throughput.py):
+SmolLM2-135M-Instruct, greedy, the 8 caption prompts of llm_throughput.py. ``--rounds`` times,
+alternating (so each pair of numbers sees the same load on a shared machine):
 
-* in-process: `TransformersLLM(batch_size=8).generate(8 prompts)`, ``--rounds`` repeats, median;
-* served, concurrency 8: 8 client threads on 127.0.0.1, each sending its prompt ``--rounds``
-  times in a row (a new request as soon as its answer arrives); tokens/s over the whole run;
-* served, concurrency 8, ``--batch-size 1``: the same load on a server that decodes one request
-  at a time (what the server did before batching), one round.
+* in-process: `TransformersLLM(batch_size=8).generate(8 prompts)`;
+* served: 8 client threads on 127.0.0.1, released together, each sending its prompt once.
+
+Then once more against a server started with ``--batch-size 1``, which decodes one request at a
+time (what the server did before batching).
 
 Prints a markdown table and writes JSON under runs/bench/.
 """
@@ -30,55 +31,60 @@ sys.path.insert(0, str(Path(__file__).parent))
 from llm_throughput import prompts, start_server  # noqa: E402  (a sibling script, not a package)
 
 
-def in_process(max_tokens: int, rounds: int) -> dict[str, Any]:
-    from recfuse.llm.transformers_backend import TransformersLLM
+def served_round(clients: list[Any], batch: list[Any], max_tokens: int) -> tuple[int, float]:
+    """Every client sends its prompt at once (a barrier); (generated tokens, wall seconds)."""
+    tokens = [0] * len(batch)
+    start_line = threading.Barrier(len(batch) + 1)
 
-    llm = TransformersLLM("smollm2", batch_size=8)
-    batch = prompts(8)
-    rates = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        out = llm.generate(batch, max_tokens=max_tokens)
-        rates.append(sum(g.completion_tokens for g in out) / (time.perf_counter() - started))
-    return {"tokens_per_s": statistics.median(rates), "spread": [min(rates), max(rates)]}
+    def client(i: int) -> None:
+        start_line.wait()
+        tokens[i] = clients[i].generate([batch[i]], max_tokens=max_tokens)[0].completion_tokens
+
+    workers = [threading.Thread(target=client, args=(i,)) for i in range(len(batch))]
+    for w in workers:
+        w.start()
+    start_line.wait()
+    started = time.perf_counter()
+    for w in workers:
+        w.join()
+    return sum(tokens), time.perf_counter() - started
 
 
-def served(threads: int, max_tokens: int, rounds: int, *extra: str) -> dict[str, Any]:
-    """8 concurrent clients, each ``rounds`` requests back to back; tokens/s over the run."""
+def compare(threads: int, max_tokens: int, rounds: int, *extra: str) -> dict[str, Any]:
+    """Alternate an in-process batch-8 call and a served round of 8 concurrent clients, so that
+    each pair sees the same machine load; per-pair tokens/s and their ratio."""
     import httpx
 
     from recfuse.llm.http_backend import HTTPLLM
+    from recfuse.llm.transformers_backend import TransformersLLM
 
     proc, url = start_server(threads, *extra)
     try:
+        llm = TransformersLLM("smollm2", batch_size=8)
         batch = prompts(8)
-        HTTPLLM(url, "smollm2").generate([batch[0]], max_tokens=2)  # warm-up, not timed
-        before = httpx.get(url.removesuffix("/v1") + "/health").json()["batching"]
-        tokens = [0] * len(batch)
-
-        def client(i: int) -> None:
-            llm = HTTPLLM(url, "smollm2", timeout_s=600, concurrency=1)
-            for _ in range(rounds):
-                tokens[i] += llm.generate([batch[i]], max_tokens=max_tokens)[0].completion_tokens
-
-        workers = [threading.Thread(target=client, args=(i,)) for i in range(len(batch))]
-        started = time.perf_counter()
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        wall = time.perf_counter() - started
-        after = httpx.get(url.removesuffix("/v1") + "/health").json()["batching"]
+        clients = [HTTPLLM(url, "smollm2", timeout_s=600, concurrency=1) for _ in batch]
+        clients[0].generate([batch[0]], max_tokens=2)  # warm-up, not timed
+        health = url.removesuffix("/v1") + "/health"
+        before = httpx.get(health).json()["batching"]
+        local, remote = [], []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            out = llm.generate(batch, max_tokens=max_tokens)
+            wall = time.perf_counter() - started
+            local.append(sum(g.completion_tokens for g in out) / wall)
+            tokens, wall = served_round(clients, batch, max_tokens)
+            remote.append(tokens / wall)
+        after = httpx.get(health).json()["batching"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    batches = after["batches"] - before["batches"]
+    batches = max(1, after["batches"] - before["batches"])
     return {
-        "tokens_per_s": sum(tokens) / wall,
-        "requests": len(batch) * rounds,
-        "batches": batches,
-        "mean_rows_per_batch": (after["rows"] - before["rows"]) / max(1, batches),
-        "wall_s": wall,
+        "in_process_tokens_per_s": local,
+        "served_tokens_per_s": remote,
+        "ratios": [r / loc for r, loc in zip(remote, local, strict=True)],
+        "median_ratio": statistics.median(r / loc for r, loc in zip(remote, local, strict=True)),
+        "mean_rows_per_batch": (after["rows"] - before["rows"]) / batches,
     }
 
 
@@ -87,6 +93,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-unbatched", action="store_true", help="leave out the third arm")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -96,27 +103,25 @@ def main() -> None:
     from recfuse.atomic import write_json
 
     load_start = os.getloadavg()
-    arms = {"in-process, batch 8": in_process(args.max_tokens, args.rounds)}
-    arms["served, concurrency 8"] = served(args.threads, args.max_tokens, args.rounds)
-    arms["served, concurrency 8, --batch-size 1"] = served(
-        args.threads, args.max_tokens, 1, "--batch-size", "1"
-    )
-    reference = arms["in-process, batch 8"]["tokens_per_s"]
+    arms = {"batching on": compare(args.threads, args.max_tokens, args.rounds)}
+    if not args.skip_unbatched:
+        arms["--batch-size 1"] = compare(args.threads, args.max_tokens, 1, "--batch-size", "1")
     results = {
         "config": vars(args) | {"out": str(args.out)},
         "load_avg": [load_start, os.getloadavg()],
         "arms": arms,
-        "served_over_in_process": arms["served, concurrency 8"]["tokens_per_s"] / reference,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"llm_serve_batching-{time.strftime('%Y%m%d-%H%M%S')}.json", results)
-    print("| arm | generated tokens/s | relative to in-process batch 8 | rows per batch |")
-    print("|---|---|---|---|")
+    print("| server | in-process batch 8, tokens/s | served, 8 clients, tokens/s | served / in-process "
+          "(median of pairs) | rows per batch |")  # fmt: skip
+    print("|---|---|---|---|---|")
     for name, arm in arms.items():
-        rows = arm.get("mean_rows_per_batch")
+        local = ", ".join(f"{v:.1f}" for v in arm["in_process_tokens_per_s"])
+        remote = ", ".join(f"{v:.1f}" for v in arm["served_tokens_per_s"])
         print(
-            f"| {name} | {arm['tokens_per_s']:.1f} | {arm['tokens_per_s'] / reference:.2f} | "
-            f"{'8 (by construction)' if rows is None else f'{rows:.1f}'} |"
+            f"| {name} | {local} | {remote} | {arm['median_ratio']:.2f} | "
+            f"{arm['mean_rows_per_batch']:.1f} |"
         )
     print(f"load average {load_start} -> {os.getloadavg()}")
 

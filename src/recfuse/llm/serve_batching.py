@@ -3,7 +3,7 @@
 One thread owns the model. A request becomes a `Ticket` (its prompts x ``n`` rows and decoding
 parameters). When the thread is free it takes the oldest ticket, waits for company (until the
 batch is full, or as many rows as the last batch are back and nobody came for ``window_s``; at
-most ``4 * window_s``), and decodes every waiting greedy ticket with the same parameters in one batch of at most
+most ``4 * window_s`` or a quarter of the last batch's time), and decodes every waiting greedy ticket with the same parameters in one batch of at most
 ``max_batch`` rows, through `recfuse.llm.base.generate_streaming` — so it works with any `LLM`
 backend, and backends that stream give token-by-token text and stop a row whose client left.
 
@@ -77,6 +77,7 @@ class Batcher:
         self.stopping = False
         self.last_arrival = 0.0
         self.expected = 1  # rows of the last batch: how many clients are likely to come back
+        self.last_batch_s = 0.0
         self.stats = {
             "batches": 0,
             "rows": 0,
@@ -127,9 +128,12 @@ class Batcher:
 
     def _gather(self, first: Ticket) -> None:
         """Wait (holding ``cond``) for company for ``first``: until the batch is full, or the
-        clients of the last batch are back and nobody arrived for ``window_s``; at most
-        ``4 * window_s`` in all. (Clients in a loop send again as soon as they have an answer.)"""
-        latest = time.monotonic() + 4 * self.window_s
+        clients of the last batch are back and nobody arrived for ``window_s``. In all at most
+        ``4 * window_s``, or a quarter of the last batch's decoding time if that is longer: a
+        client in a loop sends again as soon as it has its answer, and on a busy machine that
+        takes a while; waiting for it costs less than a batch half empty from then on.
+        """
+        latest = time.monotonic() + max(4 * self.window_s, 0.25 * self.last_batch_s)
         expected = min(self.max_batch, max(1, self.expected))
         while not self.stopping:
             rows = sum(t.rows for t in self._compatible(first))
@@ -188,7 +192,9 @@ class Batcher:
             return True
 
         self.expected = len(prompts)
+        started = time.monotonic()
         gens: list[Generation] = generate_streaming(self.llm, prompts, batch[0].params, on_text)
+        self.last_batch_s = time.monotonic() - started
         self.stats["batches"] += 1
         self.stats["rows"] += len(prompts)
         self.stats["largest_batch"] = max(self.stats["largest_batch"], len(prompts))
