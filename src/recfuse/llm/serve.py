@@ -347,18 +347,10 @@ def _prompt_only(llm: LLM, prompts: list[str], n: int) -> Callable[[], list[Gene
     return work
 
 
-async def _completions(
-    req: CompletionRequest,
-    request: Any,
-    llm: LLM,
-    batcher: Batcher,
-    limits: ServeLimits,
-    name: str,
-) -> Any:
+def _completion_checks(req: CompletionRequest, llm: LLM, limits: ServeLimits) -> int:
+    """What only completions refuse; returns the ``max_tokens`` to use."""
     # OpenAI's default is 16 (within this server's limit).
     wanted = min(16, limits.max_tokens) if req.max_tokens is None else req.max_tokens
-    params = _params(req, limits, name, wanted)
-    prompts = _completion_prompts(req, limits)
     if wanted == 0 and not req.echo:
         raise APIError(400, "max_tokens: 0 only with echo", "max_tokens", "invalid_value")
     if req.logprobs is not None and not callable(getattr(llm, "token_logprobs", None)):
@@ -370,6 +362,20 @@ async def _completions(
         raise APIError(
             400, "logprobs with stream is not supported", "logprobs", "unsupported_parameter"
         )
+    return wanted
+
+
+async def _completions(
+    req: CompletionRequest,
+    request: Any,
+    llm: LLM,
+    batcher: Batcher,
+    limits: ServeLimits,
+    name: str,
+) -> Any:
+    wanted = _completion_checks(req, llm, limits)
+    params = _params(req, limits, name, wanted)
+    prompts = _completion_prompts(req, limits)
     rows: list[Prompt] = [RawPrompt(p) for p in prompts for _ in range(req.n)]
     ticket = (
         Ticket([], params, req.stream, None, _prompt_only(llm, prompts, req.n))
