@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -28,7 +30,42 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from llm_throughput import prompts, start_server  # noqa: E402  (a sibling script, not a package)
+from llm_throughput import gen_prompts as prompts  # noqa: E402  (a sibling script, not a package)
+
+
+def start_server(threads: int, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A `recfuse llm serve` subprocess on a free 127.0.0.1 port (``extra``: more options)."""
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from recfuse.cli import main; main()",
+            "llm",
+            "serve",
+            "--port",
+            str(port),
+            "--threads",
+            str(threads),
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("server did not start")
 
 
 def served_round(clients: list[Any], batch: list[Any], max_tokens: int) -> tuple[int, float]:

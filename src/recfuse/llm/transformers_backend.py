@@ -26,7 +26,6 @@ from recfuse.llm.base import (
     ScoreManyMixin,
     TextCallback,
     TextStream,
-    truncate_at_stop,
 )
 from recfuse.llm.hf_prompts import HFPromptMixin
 from recfuse.llm.prompts import register_special_tokens, special_tokens_of
