@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import Field
 
 from recfuse.errors import ConfigError, RecfuseError
 
@@ -54,11 +55,13 @@ class GenerationParams:
 
     ``temperature == 0`` means greedy decoding; above 0, sampling seeded by ``seed``.
     ``json_schema`` is forwarded to servers that constrain decoding (``response_format``); local
-    backends do not constrain, and the job's parser validates instead.
+    backends do not constrain, and the job's parser validates instead. The ``Annotated`` bounds
+    are enforced where the fields come from a file (the job's ``params:`` section is derived from
+    this class, see `recfuse.sections`); ``__post_init__`` checks the lower bounds in code.
     """
 
-    max_tokens: int = 64
-    temperature: float = 0.0
+    max_tokens: Annotated[int, Field(ge=1, le=8192)] = 64
+    temperature: Annotated[float, Field(ge=0.0, le=5.0)] = 0.0
     stop: tuple[str, ...] = ()
     json_schema: dict[str, Any] | None = None
     seed: int = 0

@@ -9,6 +9,7 @@ prompts without a stored answer, and a stored answer is never computed again.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,13 +115,7 @@ class LLMJob:
         if self.parse.kind == "json" and params.json_schema is None:
             parser = self.parse.build()
             assert isinstance(parser, JsonParser)
-            params = GenerationParams(
-                params.max_tokens,
-                params.temperature,
-                params.stop,
-                parser.json_schema(),
-                params.seed,
-            )
+            params = dataclasses.replace(params, json_schema=parser.json_schema())
         self.task = TaskSpec(task, params, self.parse, tuple(options))
         self.cache = cache if isinstance(cache, LLMCache) else LLMCache(cache)
         self.retry_failed = retry_failed
@@ -141,13 +136,7 @@ class LLMJob:
         kwargs: dict[str, Any] = dict(
             template=config.template.build(),
             backend=config.backend,
-            params=GenerationParams(
-                config.params.max_tokens,
-                config.params.temperature,
-                tuple(config.params.stop),
-                None,
-                config.params.seed,
-            ),
+            params=config.params.build(),
             parse=config.parse,
             task=config.task,
             options=config.options,

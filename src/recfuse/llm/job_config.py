@@ -10,9 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recfuse.errors import ConfigError
 from recfuse.llm.backend_spec import BackendSpec
+from recfuse.llm.base import GenerationParams
 from recfuse.llm.parsing import ParseSpec
 from recfuse.llm.prompts import PromptTemplate
 from recfuse.llm.sources import SourceSpec
+from recfuse.sections import section_of
 
 
 class TemplateSpec(BaseModel):
@@ -32,15 +34,12 @@ class TemplateSpec(BaseModel):
         )
 
 
-class ParamsSpec(BaseModel):
-    """The ``params:`` block: decoding parameters (part of every cache key)."""
+class ParamsSpec(section_of(GenerationParams, "ParamsSpec", exclude={"json_schema"})):  # type: ignore[misc]
+    """The ``params:`` block: the fields of `GenerationParams` (part of every cache key) except
+    ``json_schema``, which the job derives from its ``parse:`` block."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    max_tokens: int = Field(default=64, ge=1, le=8192)
-    temperature: float = Field(default=0.0, ge=0.0, le=5.0)
-    stop: list[str] = Field(default_factory=list)
-    seed: int = 0
+    def build(self) -> GenerationParams:
+        return GenerationParams(**self.model_dump())
 
 
 class JobConfig(BaseModel):

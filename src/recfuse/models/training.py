@@ -14,10 +14,11 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from pydantic import Field
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -28,17 +29,23 @@ from recfuse.split import Split
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings shared by all torch models."""
+    """Optimisation settings shared by all torch models: the one definition of these fields.
 
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    patience: int = 5
+    Run configs (`recfuse.runs.config.TrainSection`) and study configs (`StudyConfig.train`)
+    derive their ``train:`` section from this class; the ``Annotated`` bounds apply there.
+    """
+
+    epochs: Annotated[int, Field(ge=0)] = 100
+    batch_size: Annotated[int, Field(ge=1)] = 256
+    lr: Annotated[float, Field(gt=0.0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    patience: Annotated[int, Field(ge=1)] = 5
     seed: int = 0
     valid_metric: str = "NDCG@10"
-    valid_users: int | None = None  # evaluate early stopping on a fixed random subset (speed)
-    max_seconds: float | None = None  # stop after this much training time (a budgeted preset)
+    # evaluate early stopping on a fixed random subset of validation users (speed)
+    valid_users: Annotated[int | None, Field(ge=1)] = None
+    # stop after this much training time (a budgeted preset)
+    max_seconds: Annotated[float | None, Field(gt=0.0)] = None
     checkpoint: str | None = None  # safetensors path for the best weights
     progress: bool = True
     device: str = "cpu"  # "cuda" when a GPU is there; "auto" picks it when available

@@ -12,6 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recfuse.errors import ConfigError
+from recfuse.models.training import TrainConfig
+from recfuse.sections import section_of
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -60,21 +62,18 @@ class ModelConfig(Section):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class TrainSection(Section):
-    epochs: int = Field(default=100, ge=1, le=100_000)
-    batch_size: int = Field(default=256, ge=1, le=1_000_000)
-    lr: float = Field(default=1e-3, gt=0.0, le=10.0)
-    weight_decay: float = Field(default=0.0, ge=0.0, le=10.0)
-    patience: int = Field(default=5, ge=1, le=100_000)
-    valid_users: int | None = Field(default=None, ge=1)
-    max_seconds: float | None = Field(default=None, gt=0.0)
-    valid_metric: str = "NDCG@10"
+class TrainSection(section_of(TrainConfig, "TrainSection", exclude={"seed"}, base=Section)):  # type: ignore[misc]
+    """The ``train:`` section: the fields of `TrainConfig` (their one definition, bounds
+    included) except ``seed``, which is the run's top-level ``seed``."""
 
     @field_validator("valid_metric")
     @classmethod
     def _known_metric(cls, value: str) -> str:
         check_metric_name(value)
         return value
+
+    def build(self, seed: int) -> TrainConfig:
+        return TrainConfig(**self.model_dump(), seed=seed)
 
 
 class EvalConfig(Section):
