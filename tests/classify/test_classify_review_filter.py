@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from recfuse.classify.embed import embed_texts
 from recfuse.classify.review_filter import (
     DEFAULT_THRESHOLD,
     Reviews,
@@ -13,6 +12,7 @@ from recfuse.classify.review_filter import (
     review_similarity,
     threshold_candidates,
 )
+from recfuse.features.embed import embed
 
 BLURB = (
     "In a fog-bound Victorian London, a young widow turns detective when her brother is accused of "
@@ -31,7 +31,7 @@ SHIPPING = (
 
 @pytest.mark.slow
 def test_filter_keeps_paraphrase_and_drops_shipping_damage() -> None:
-    emb = embed_texts([BLURB, PARAPHRASE, SHIPPING])
+    emb = embed([BLURB, PARAPHRASE, SHIPPING])
     reviews = Reviews(np.array([0, 0]), [PARAPHRASE, SHIPPING], emb[1:])
     sim = review_similarity(emb[:1], reviews)
     assert sim[0] > sim[1]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from recfuse.data import build_dataset, load_dataset
-from recfuse.evaluation import Evaluator
+from recfuse.evaluation import Evaluator, fit_validated
 from recfuse.models import BPR, EASE, GRU4Rec, ItemKNN, Pop, SASRec
 from recfuse.runs import Experiment, load_config, run_config
 from recfuse.split import make_split
@@ -38,7 +38,7 @@ def test_sequential_models_learn_a_cycle(model) -> None:  # type: ignore[no-unty
     split = make_split(
         build_dataset("cycle", _cyclic_dataset(), has_timestamps=False), "leave_one_out"
     )
-    model.fit(split)
+    fit_validated(model, split)
     ndcg = Evaluator(split, ks=(1,)).evaluate(model, "test").metrics["NDCG@1"]
     assert ndcg > 0.8, f"{model.name} did not learn i -> i+1 (NDCG@1 {ndcg:.3f})"
     assert model.best_valid_ > 0.5

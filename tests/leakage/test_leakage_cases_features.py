@@ -60,7 +60,8 @@ def test_minilm_features_cached_and_same_recipe_as_higemine(tmp_path, monkeypatc
 
     torch.set_num_threads(1)
     monkeypatch.setenv("RECFUSE_CACHE", str(tmp_path))
-    from recfuse.evaluation.leakage.features import _minilm_here, minilm_features
+    from recfuse.evaluation.leakage.features import minilm_features
+    from recfuse.features.embed import embed
 
     texts = ["a dragon and a castle", "tax law for small firms"]
     emb = minilm_features(texts)
@@ -68,7 +69,6 @@ def test_minilm_features_cached_and_same_recipe_as_higemine(tmp_path, monkeypatc
     assert np.allclose(np.linalg.norm(emb.toarray(), axis=1), 1.0, atol=1e-4)
     assert list(tmp_path.rglob("*.np[yz]"))  # cached on disk
     assert np.allclose(minilm_features(texts).toarray(), emb.toarray())
-    # the fallback encoder (no classify part) follows the same recipe
-    own = _minilm_here(texts, batch_size=8)
+    # the audit's vectors are the one text-to-vector path's, uncached and batched otherwise
+    own = embed(texts, "minilm", use_cache=False, batch_size=1)
     assert np.allclose(own, emb.toarray(), atol=1e-4)
-    assert list((tmp_path / "leakage").glob("minilm-*.npy"))

@@ -13,7 +13,6 @@ conditioning (flat heads on the same encoder). All thresholds are tuned on the v
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +22,7 @@ from torch import nn
 from recfuse.classify.book_features import BookFeatures
 from recfuse.classify.graph import LabelGCN, LabelGraph, build_label_graph, node_labels
 from recfuse.classify.thresholds import decide_genres, tune_binary_threshold, tune_genre_thresholds
+from recfuse.models.early_stopping import EarlyStopping
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ class HiGeMineClassifier(GenreClassifier):
             torch.as_tensor(y_valid.level1, dtype=torch.float32),
             torch.as_tensor(y_valid.level2, dtype=torch.float32),
         )
-        best, best_state, waited = np.inf, None, 0
+        stopping = EarlyStopping(self.patience, mode="min", min_delta=1e-4)
         for _ in range(self.epochs):
             self.net.train()
             order = rng.permutation(len(train))
@@ -246,14 +246,10 @@ class HiGeMineClassifier(GenreClassifier):
             self.net.eval()
             with torch.no_grad():
                 valid_loss = float(self._loss(self.net(*xv), *yv))
-            if valid_loss < best - 1e-4:  # early stopping on the validation loss
-                best, best_state, waited = valid_loss, copy.deepcopy(self.net.state_dict()), 0
-            else:
-                waited += 1
-                if waited >= self.patience:
-                    break
-        assert best_state is not None
-        self.net.load_state_dict(best_state)
+            if stopping.step(valid_loss, self.net):  # early stopping on the validation loss
+                break
+        restored = stopping.restore(self.net)
+        assert restored, "the validation loss was never finite"
         self.net.eval()
 
     def probabilities(self, feats: BookFeatures) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """From a book table to fitted genre classifiers: embeddings, review filter, parts, methods.
 
 `load_corpus` does everything that does not depend on a split (embeddings are cached by
-`embed.embed_texts`); `review_features` and `choose_review_threshold` depend on the split's
+`recfuse.features.embed.embed`); `review_features` and `choose_review_threshold` depend on the split's
 training / validation parts only; `fit_method` trains one method on train, tunes on valid.
 """
 
@@ -14,7 +14,6 @@ import pandas as pd
 
 from recfuse.classify.baselines import LinearOvR, flat_mlp, hierarchical_mlp
 from recfuse.classify.book_features import BookFeatures, blurb_only, with_reviews
-from recfuse.classify.embed import embed_texts
 from recfuse.classify.labels import (
     LEVEL1_NAMES,
     GenreLabels,
@@ -35,6 +34,7 @@ from recfuse.classify.review_filter import (
 )
 from recfuse.data import load_table
 from recfuse.errors import ConfigError
+from recfuse.features.embed import embed
 
 METHODS = ("higemine", "hier_nograph", "flat_mlp", "flat_logreg", "tfidf_logreg")
 """higemine = dual-path + hierarchical + label graph; the rest are the baselines."""
@@ -75,14 +75,14 @@ def load_corpus(dataset: str, model: str = "minilm", limit: int | None = None) -
         table,
         labels,
         blurbs,
-        embed_texts(blurbs, model),
-        embed_texts([*LEVEL1_NAMES, *labels.genres], model),
+        embed(blurbs, model),
+        embed([*LEVEL1_NAMES, *labels.genres], model),
         author_groups(dataset, table),
     )
     if "reviews" in table.columns:
         book, texts = flatten_reviews(table["reviews"].tolist())
         if texts:
-            corpus.reviews = Reviews(book, texts, embed_texts(texts, model))
+            corpus.reviews = Reviews(book, texts, embed(texts, model))
             corpus.similarity = review_similarity(corpus.blurb_emb, corpus.reviews)
     return corpus
 

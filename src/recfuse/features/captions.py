@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from recfuse.atomic import write_json
 from recfuse.features.extract import extract_features
-from recfuse.features.store import FeatureSet, FeatureStore, text_hash
+from recfuse.features.store import FeatureSet, FeatureStore, texts_hash
 
 # A 135M model follows a plain one-line request best (a longer system prompt about data and
 # instructions made SmolLM2 talk about the prompt instead of the item); the fence, with its
@@ -130,7 +130,7 @@ class DeviceCaptioner:
 def caption_folder(
     store: FeatureStore, dataset: str, llm_id: str, texts: Sequence[str], max_tokens: int
 ) -> Path:
-    identity = {"llm": llm_id, "texts": text_hash(texts), "prompt": CAPTION_INSTRUCTIONS}
+    identity = {"llm": llm_id, "texts": texts_hash(texts), "prompt": CAPTION_INSTRUCTIONS}
     identity["max_tokens"] = max_tokens
     return store.root / dataset / f"captions-{store.key(identity)}"
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from recfuse.atomic import atomic_path, write_json
 from recfuse.errors import ConfigError
-from recfuse.features.store import POOLINGS, FeatureSet, FeatureStore, matrix_name, text_hash
+from recfuse.features.store import POOLINGS, FeatureSet, FeatureStore, matrix_name, texts_hash
 from recfuse.frozen import load_frozen, locate_model
 
 FORMAT_VERSION = 1
@@ -50,7 +50,7 @@ def extraction_identity(
         "weights_hash": source.weights_hash(),
         "kind": source.kind,
         "template": template or "<dataset default>",
-        "text_hash": text_hash(texts),
+        "text_hash": texts_hash(texts),
         "n_items": len(texts),
         "max_length": max_length,
         "poolings": list(POOLINGS),
@@ -72,8 +72,12 @@ def pooled_hidden_states(
     pad_id: int,
     device: str = "cpu",
     dtype: str = "float32",
+    layers: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Pooled hidden states of one batch: [n_layers, 2 (mean, last), B, d], float32.
+
+    ``layers`` picks hidden-state indices (negative from the last; default: all, and then
+    ``n_layers`` is the embedding output plus every block).
 
     Right padding: real tokens come first, so with a causal model their states do not depend
     on the padding, and the last real token sits at ``length - 1``. ``dtype="bfloat16"`` runs
@@ -81,10 +85,16 @@ def pooled_hidden_states(
     the pooling stays in float32.
     """
     with torch.autocast(torch.device(device).type, dtype=DTYPES[dtype], enabled=dtype != "float32"):
-        return _pooled(model, seqs, pad_id, device)
+        return _pooled(model, seqs, pad_id, device, layers)
 
 
-def _pooled(model: Any, seqs: Sequence[Sequence[int]], pad_id: int, device: str) -> torch.Tensor:
+def _pooled(
+    model: Any,
+    seqs: Sequence[Sequence[int]],
+    pad_id: int,
+    device: str,
+    layers: Sequence[int] | None = None,
+) -> torch.Tensor:
     lengths = torch.tensor([len(s) for s in seqs])
     width = int(lengths.max())
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -93,7 +103,9 @@ def _pooled(model: Any, seqs: Sequence[Sequence[int]], pad_id: int, device: str)
     mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
     ids, mask, lengths = ids.to(device), mask.to(device), lengths.to(device)
     out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-    hidden = torch.stack(out.hidden_states).float()  # [L, B, T, d]
+    states = out.hidden_states
+    chosen = states if layers is None else [states[i] for i in layers]
+    hidden = torch.stack(chosen).float()  # [L, B, T, d]
     weights = mask[None, :, :, None].to(hidden.dtype)
     mean = (hidden * weights).sum(2) / lengths[None, :, None].to(hidden.dtype)
     last = hidden[:, torch.arange(len(seqs), device=hidden.device), lengths - 1]

@@ -30,8 +30,16 @@ from recfuse.errors import ConfigError, DataError
 POOLINGS = ("mean", "last")
 
 
-def text_hash(texts: Sequence[str]) -> str:
-    """A SHA-256 over the item texts in item order (length-prefixed, so joins cannot collide)."""
+def text_hash(text: str) -> str:
+    """The content address of one text: SHA-256 hex digest of its UTF-8 bytes.
+
+    The one per-text hash: `recfuse.features.embed` caches vectors under it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def texts_hash(texts: Sequence[str]) -> str:
+    """A SHA-256 over a whole list of texts in order (length-prefixed, so joins cannot collide):
+    the identity of an item-text table (a feature set's ``text_hash`` manifest field)."""
     digest = hashlib.sha256()
     for text in texts:
         raw = text.encode("utf-8")

@@ -43,6 +43,7 @@ def tokenize(
 ) -> None:
     """Semantic IDs for a dataset: codes.npy (one unique code row per item) and summary.json."""
     from recfuse.data import load_dataset
+    from recfuse.features.embed import item_text_vectors
     from recfuse.generative.collaborative import collaborative_embeddings
     from recfuse.generative.semantic_ids import (
         TokenizerConfig,
@@ -50,7 +51,6 @@ def tokenize(
         random_semantic_ids,
     )
     from recfuse.split import make_split
-    from recfuse.studies.cemg import text_features as load_text_features
 
     if kind not in KINDS:
         raise ConfigError(f"--kind {kind!r} is not one of {', '.join(KINDS)}")
@@ -68,7 +68,7 @@ def tokenize(
     if kind == "random":
         ids = random_semantic_ids(split.n_items, levels, codebook_size or None, seed)
     else:
-        features = load_text_features(dataset, text_features or None)
+        features = item_text_vectors(dataset, text_features or None)
         collab = None
         if kind == "cemg":
             collab, _ = collaborative_embeddings(

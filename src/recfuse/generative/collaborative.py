@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from recfuse.errors import ConfigError
+from recfuse.evaluation.validation import fit_validated
 from recfuse.models import BPR, SASRec
 from recfuse.split import Split
 
@@ -67,11 +68,13 @@ def collaborative_embeddings(
         "device": device,
     }
     if model == "sasrec":
-        sasrec = SASRec(dim=dim, loss="ce", **train).fit(inner)
+        sasrec = SASRec(dim=dim, loss="ce", **train)
+        fit_validated(sasrec, inner)
         table = sasrec.item_table()[:-1].detach().cpu().numpy()
         fitted: SASRec | BPR = sasrec
     else:
-        bpr = BPR(dim=dim, **train).fit(inner)
+        bpr = BPR(dim=dim, **train)
+        fit_validated(bpr, inner)
         table = bpr.net_.items.weight.detach().cpu().numpy()
         fitted = bpr
     report = {"inner_valid_ndcg10": fitted.best_valid_, "seconds": fitted.train_seconds_}

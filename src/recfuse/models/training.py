@@ -7,11 +7,10 @@ validation NDCG@10 under full ranking and nothing from the test period.
 
 from __future__ import annotations
 
-import copy
 import random
 import time
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +23,7 @@ from tqdm.auto import tqdm
 
 from recfuse.atomic import atomic_path
 from recfuse.models.base import Recommender
+from recfuse.models.early_stopping import EarlyStopping
 from recfuse.split import Split
 
 
@@ -49,6 +49,10 @@ class TrainConfig:
     checkpoint: str | None = None  # safetensors path for the best weights
     progress: bool = True
     device: str = "cpu"  # "cuda" when a GPU is there; "auto" picks it when available
+
+
+#: ``validate(model) -> score``: the caller's validation score for early stopping (higher is better)
+Validate = Callable[["TorchRecommender"], float]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -93,9 +97,18 @@ class TorchRecommender(Recommender):
     def loss(self, batch: Any) -> torch.Tensor:
         """Scalar training loss of one batch."""
 
-    def fit(self, split: Split, **kwargs: Any) -> TorchRecommender:
-        from recfuse.evaluation import Evaluator  # evaluation depends on models, not the reverse
+    def fit(
+        self, split: Split, validate: Validate | None = None, **kwargs: Any
+    ) -> TorchRecommender:
+        """Train on ``split.train``; early stopping on ``validate`` (from the caller).
 
+        ``validate(model) -> float`` scores the model on validation data after each epoch,
+        higher is better (`recfuse.evaluation.validation_score` builds the standard one:
+        full-ranking ``train.valid_metric`` on the validation stage). The best epoch's weights
+        are restored at the end and training stops after ``train.patience`` epochs without
+        improvement. Without ``validate`` there is no model selection: all ``train.epochs``
+        epochs run (or until ``train.max_seconds``) and the last weights are kept.
+        """
         super().fit(split)
         cfg = self.train_config
         seed_everything(cfg.seed)
@@ -104,53 +117,45 @@ class TorchRecommender(Recommender):
         params = [p for p in self.net_.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(cfg.seed)
-        eval_users = None
-        if cfg.valid_users is not None:
-            candidates = np.unique(split.valid["user"].to_numpy())
-            if cfg.valid_users < len(candidates):
-                eval_users = np.random.default_rng(cfg.seed).choice(
-                    candidates, cfg.valid_users, replace=False
-                )
-        # validate at the cut-off the selection metric names (NDCG@10 -> 10; MRR needs any)
-        _, _, cutoff = cfg.valid_metric.partition("@")
-        evaluator = Evaluator(split, ks=(int(cutoff) if cutoff else 10,), users=eval_users)
-        best, best_state, bad_epochs = -np.inf, None, 0
+        stopping = EarlyStopping(cfg.patience, mode="max")
         started = time.perf_counter()
         bar = tqdm(range(cfg.epochs), desc=f"train {self.name}", disable=not cfg.progress)
         for epoch in bar:
-            self.net_.train()
-            total, count = 0.0, 0
-            for batch in self.batches(split, rng):
-                optimizer.zero_grad(set_to_none=True)
-                loss = self.loss(to_device(batch, self.device_))
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach())
-                count += 1
-            self.net_.eval()
-            score = evaluator.evaluate(self, "valid").metrics[cfg.valid_metric]
-            self.history_.append(
-                {"epoch": epoch, "loss": total / max(count, 1), cfg.valid_metric: score}
-            )
-            bar.set_postfix(loss=f"{total / max(count, 1):.4f}", valid=f"{score:.4f}")
-            if score > best:
-                best, bad_epochs = score, 0
-                best_state = copy.deepcopy(self.net_.state_dict())
-            else:
-                bad_epochs += 1
+            loss = self._train_epoch(split, rng, optimizer)
+            row = {"epoch": epoch, "loss": loss}
+            if validate is not None:
+                self.net_.eval()
+                row[cfg.valid_metric] = score = float(validate(self))
+                bar.set_postfix(loss=f"{loss:.4f}", valid=f"{score:.4f}")
+                stopping.step(score, self.net_)
+            self.history_.append(row)
             out_of_time = (
                 cfg.max_seconds is not None and time.perf_counter() - started > cfg.max_seconds
             )
-            if bad_epochs >= cfg.patience or out_of_time:
+            if stopping.should_stop or out_of_time:
                 break
-        if best_state is not None:
-            self.net_.load_state_dict(best_state)
+        stopping.restore(self.net_)
         self.net_.eval()
-        self.best_valid_ = float(best)
+        self.best_valid_ = float(stopping.best) if validate is not None else float("nan")
         self.train_seconds_ = time.perf_counter() - started
         if cfg.checkpoint:
             self.save(cfg.checkpoint)
         return self
+
+    def _train_epoch(
+        self, split: Split, rng: np.random.Generator, optimizer: torch.optim.Optimizer
+    ) -> float:
+        """One pass over `batches`; the mean batch loss."""
+        self.net_.train()
+        total, count = 0.0, 0
+        for batch in self.batches(split, rng):
+            optimizer.zero_grad(set_to_none=True)
+            loss = self.loss(to_device(batch, self.device_))
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+            count += 1
+        return total / max(count, 1)
 
     def save(self, path: str | Path) -> None:
         """Weights as safetensors (written atomically)."""

@@ -25,7 +25,7 @@ from recfuse.data import (
     load_interactions_file,
 )
 from recfuse.errors import ConfigError
-from recfuse.evaluation import EvalResult, Evaluator
+from recfuse.evaluation import EvalResult, Evaluator, fit_validated
 from recfuse.models import MODELS, Recommender, TorchRecommender, TrainConfig
 from recfuse.runs.config import RunConfig
 from recfuse.runs.folder import RunFolder, metrics_markdown
@@ -78,7 +78,7 @@ class Experiment:
     def run(self, run: RunFolder | None = None) -> pd.DataFrame:
         for model in self.models:
             start = time.perf_counter()
-            model.fit(self.split)
+            fit_validated(model, self.split)  # early stopping on validation only
             fit_s = time.perf_counter() - start
             valid = self.evaluator.evaluate(model, "valid")
             test = self.evaluator.evaluate(model, "test")

@@ -121,13 +121,13 @@ class BaselinesStudy(Study[BaselinesConfig]):
     def run_cell(self, cell: Cell, ctx: CellContext) -> CellResult:
         import time
 
-        from recfuse.evaluation import Evaluator
+        from recfuse.evaluation import Evaluator, fit_validated
 
         config: BaselinesConfig = ctx.config  # type: ignore[assignment]
         split = self.splits[(cell.dataset, cell.seed)]
         model = build_baseline(cell.arm_name, cell.dataset, config, ctx.train_config(cell.seed))
         started = time.perf_counter()
-        model.fit(split)
+        fit_validated(model, split)  # early stopping on validation (torch models)
         fit_s = time.perf_counter() - started
         evaluator = Evaluator(split, progress=False)
         valid = evaluator.evaluate(model, "valid")

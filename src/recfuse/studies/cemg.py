@@ -71,13 +71,10 @@ class CEMGConfig(StudyConfig):
 
 
 def text_features(dataset_name: str, path: str | None) -> np.ndarray:
-    """MiniLM text features [n_items, 384] (cached by recfuse.classify.embed), or a .npy file."""
-    if path:
-        return np.load(path, allow_pickle=False).astype(np.float32)
-    from recfuse.classify.embed import embed_texts
-    from recfuse.data import load_dataset
+    """MiniLM text features [n_items, 384] (`recfuse.features.embed`), or a .npy file."""
+    from recfuse.features.embed import item_text_vectors
 
-    return embed_texts(load_dataset(dataset_name).item_texts(), model="minilm")
+    return item_text_vectors(dataset_name, path, "minilm")
 
 
 def _semantic_ids(
@@ -164,7 +161,7 @@ class CEMGStudy(Study[CEMGConfig]):
         ]
 
     def run_cell(self, cell: Cell, ctx: CellContext) -> CellResult:
-        from recfuse.evaluation import Evaluator
+        from recfuse.evaluation import Evaluator, fit_validated
         from recfuse.generative.recommender import GenerativeRecommender
         from recfuse.models import SASRec
 
@@ -185,7 +182,7 @@ class CEMGStudy(Study[CEMGConfig]):
             with atomic_path(codes) as tmp, tmp.open("wb") as fh:
                 np.save(fh, ids.codes)
             model = GenerativeRecommender(ids.codes, name=method, train=train)
-        model.fit(split)
+        fit_validated(model, split)
         result = Evaluator(split, ks=(10, 20)).evaluate(model, "test")
         names = ("Recall@10", "NDCG@10", "Recall@20", "NDCG@20", "Coverage@10")
         metrics = {k: result.metrics[k] for k in names}

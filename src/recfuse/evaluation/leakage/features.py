@@ -6,7 +6,6 @@ handles fingerprints, bag-of-words and dense embeddings alike.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -75,49 +74,13 @@ def tfidf_features(
 def minilm_features(texts: Sequence[str], batch_size: int = 32) -> sp.csr_matrix:
     """Mean-pooled last-layer MiniLM embeddings, L2-normalized, CSR [n_rows, 384].
 
-    Uses the HiGeMine part's cached encoder (`recfuse.classify.embed.embed_texts`) when it is
-    installed, so blurbs it has embedded are not encoded again; otherwise encodes here and caches
-    under ``$RECFUSE_CACHE/leakage/`` by weights and text hash. The model is frozen and a text's
-    embedding does not depend on any split, so one cache serves every seed.
+    Through the one text-to-vector path (`recfuse.features.embed`), cached per text: the model
+    is frozen and a text's embedding does not depend on any split, so one cache serves every
+    seed (and every other part that embeds the same texts).
     """
-    try:
-        from recfuse.classify.embed import embed_texts
-    except ImportError:
-        return sp.csr_matrix(_minilm_here(texts, batch_size))
-    return sp.csr_matrix(embed_texts(list(texts), "minilm", batch_size=batch_size, max_length=256))
+    from recfuse.features.embed import embed
 
-
-def _minilm_here(texts: Sequence[str], batch_size: int) -> np.ndarray:
-    import torch
-    from tqdm import tqdm
-
-    from recfuse.atomic import atomic_path
-    from recfuse.data.locate import cache_root
-    from recfuse.frozen import load_frozen
-
-    tokenizer, model, source = load_frozen("minilm")
-    digest = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:16]
-    path = cache_root() / "leakage" / f"minilm-{source.weights_hash()}-{digest}.npy"
-    if path.is_file():
-        return np.load(path)
-    out = []
-    with torch.inference_mode():
-        for start in tqdm(range(0, len(texts), batch_size), desc="MiniLM", leave=False):
-            batch = tokenizer(
-                list(texts[start : start + batch_size]),
-                padding=True,
-                truncation=True,
-                max_length=256,
-                return_tensors="pt",
-            )
-            hidden = model(**batch).last_hidden_state  # [B, T, 384]
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
-    emb = np.concatenate(out).astype(np.float32)
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
-        np.save(fh, emb)
-    return emb
+    return sp.csr_matrix(embed(list(texts), "minilm", batch_size=batch_size, max_length=256))
 
 
 FEATURE_KINDS = ("morgan", "tfidf", "minilm", "precomputed")

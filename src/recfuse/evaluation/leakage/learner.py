@@ -7,7 +7,6 @@ Training uses early stopping on the validation rows only.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from recfuse.evaluation.leakage.table import Task
+from recfuse.models.early_stopping import EarlyStopping
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def fit_network(
         out = model(_tensors(x, rows))
         return loss_fn(out[:, 0] if task == "regression" else out, target[rows])
 
-    best_loss, best_state, stale = float("inf"), None, 0
+    stopping = EarlyStopping(config.patience, mode="min", min_delta=1e-4)
     for epoch in range(config.epochs):
         model.train()
         order = rng.permutation(train_rows)
@@ -133,12 +133,7 @@ def fit_network(
         model.eval()
         with torch.inference_mode():
             valid_loss = float(loss_on(valid_rows))
-        if valid_loss < best_loss - 1e-4:
-            best_loss, best_state, stale = valid_loss, copy.deepcopy(model.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        if stopping.step(valid_loss, model):
+            break
+    stopping.restore(model)
     return fitted

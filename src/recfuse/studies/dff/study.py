@@ -188,7 +188,7 @@ class DFFStudy(Study[DFFConfig]):
     def run_cell(self, cell: Cell, ctx: CellContext) -> CellResult:
         import torch
 
-        from recfuse.evaluation import Evaluator
+        from recfuse.evaluation import Evaluator, fit_validated
         from recfuse.studies.dff.arms import encoder_factory, make_model
 
         config: DFFConfig = ctx.config  # type: ignore[assignment]
@@ -197,7 +197,7 @@ class DFFStudy(Study[DFFConfig]):
         factory = encoder_factory(arm, prep.feats)
         train = ctx.train_config(cell.seed, progress=False)
         model = make_model(config.backbone, config.dim, config.max_len, train, factory)
-        model.fit(prep.split)
+        fit_validated(model, prep.split)
         evaluator = Evaluator(prep.split, ks=(10, 20))
         valid = evaluator.evaluate(model, "valid")
         test = evaluator.evaluate(model, "test")
