@@ -71,7 +71,7 @@ def test_dff_layer_weights_sum_to_one_before_and_after_training():
         max_len=6,
         encoder=lambda s, d: DFFEncoder(feats, d, layers=[0, 1, 2, 3]),
         epochs=3,
-        patience=5,
+        patience=None,
         progress=False,
     ).fit(split)
     enc = model.net_.encoder
@@ -97,7 +97,7 @@ def test_encoders_train_end_to_end_on_a_tiny_slice(mode):
             return ReplacementEncoder(feats[0], d)
         return FusionEncoder(feats[0], d, mode=mode)
 
-    model = SASRec(dim=8, max_len=6, encoder=factory, epochs=1, progress=False)
+    model = SASRec(dim=8, max_len=6, encoder=factory, epochs=1, patience=None, progress=False)
     model.fit(split)  # builds the net
     enc = model.net_.encoder
     before = {n: p.detach().clone() for n, p in enc.named_parameters()}
@@ -132,7 +132,12 @@ def test_frozen_model_gets_no_gradient(tiny_encoder, tmp_path):
     layers = torch.as_tensor(fset.layers("mean"))
     assert not layers.requires_grad
     model = SASRec(
-        dim=8, max_len=6, encoder=lambda s, d: DFFEncoder(layers, d), epochs=2, progress=False
+        dim=8,
+        max_len=6,
+        encoder=lambda s, d: DFFEncoder(layers, d),
+        epochs=2,
+        patience=None,
+        progress=False,
     ).fit(split)
     assert model.net_.encoder.layer_weights().sum().item() == pytest.approx(1.0, abs=1e-6)
     for name, param in frozen.named_parameters():

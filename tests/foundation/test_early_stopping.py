@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from recfuse.data import build_dataset
+from recfuse.errors import ConfigError
 from recfuse.models import SASRec
 from recfuse.models.early_stopping import EarlyStopping
 from recfuse.split import make_split
@@ -85,8 +86,13 @@ def test_trainer_early_stops_on_the_callers_score_and_keeps_the_best_epoch() -> 
         assert torch.equal(value, states[1][name]), name
 
 
-def test_trainer_without_a_score_runs_every_epoch_and_keeps_the_last_weights() -> None:
-    model = SASRec(dim=8, max_len=6, epochs=3, patience=1, progress=False)
+def test_trainer_refuses_patience_without_a_validation_score() -> None:
+    with pytest.raises(ConfigError, match="fit_validated"):
+        SASRec(dim=8, max_len=6, epochs=3, patience=2, progress=False).fit(_tiny_split())
+
+
+def test_trainer_without_patience_or_score_runs_every_epoch() -> None:
+    model = SASRec(dim=8, max_len=6, epochs=3, patience=None, progress=False)
     model.fit(_tiny_split())
     assert len(model.history_) == 3 and "NDCG@10" not in model.history_[0]
     assert np.isnan(model.best_valid_)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from generative_synthetic import chain_split
 
-from recfuse.evaluation import Evaluator
+from recfuse.evaluation import Evaluator, fit_validated
 from recfuse.generative.model import PAD, CodeTransformer
 from recfuse.generative.recommender import GenerativeRecommender
 from recfuse.generative.semantic_ids import random_semantic_ids
@@ -40,7 +40,7 @@ def test_generative_recommender_learns_and_scores_at_item_level() -> None:
         batch_size=16,
         progress=False,
     )
-    model.fit(split)
+    fit_validated(model, split)
     losses = [h["loss"] for h in model.history_]
     assert losses[-1] < 0.6 * losses[0]
     users = np.arange(5)

@@ -295,7 +295,7 @@ def caption_dataset(
     texts = data.item_texts(template)
     items = np.arange(data.n_items)
     if items_of_users is not None:
-        from recfuse.studies.dff_sample import sample_users
+        from recfuse.data.subsample import sample_users
 
         users = sample_users(data, items_of_users, seed)
         inter = data.interactions

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from recfuse.atomic import atomic_path
+from recfuse.errors import ConfigError
 from recfuse.models.base import Recommender
 from recfuse.models.early_stopping import EarlyStopping
 from recfuse.split import Split
@@ -39,7 +40,9 @@ class TrainConfig:
     batch_size: Annotated[int, Field(ge=1)] = 256
     lr: Annotated[float, Field(gt=0.0)] = 1e-3
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
-    patience: Annotated[int, Field(ge=1)] = 5
+    # epochs without a better validation score before stopping; None: never stop early (and
+    # `fit` may then run without a validation score, keeping the last epoch's weights)
+    patience: Annotated[int | None, Field(ge=1)] = 5
     seed: int = 0
     valid_metric: str = "NDCG@10"
     # evaluate early stopping on a fixed random subset of validation users (speed)
@@ -104,20 +107,29 @@ class TorchRecommender(Recommender):
 
         ``validate(model) -> float`` scores the model on validation data after each epoch,
         higher is better (`recfuse.evaluation.validation_score` builds the standard one:
-        full-ranking ``train.valid_metric`` on the validation stage). The best epoch's weights
-        are restored at the end and training stops after ``train.patience`` epochs without
-        improvement. Without ``validate`` there is no model selection: all ``train.epochs``
-        epochs run (or until ``train.max_seconds``) and the last weights are kept.
+        full-ranking ``train.valid_metric`` on the validation stage;
+        `recfuse.evaluation.fit_validated` passes it). The best epoch's weights are restored at
+        the end and training stops after ``train.patience`` epochs without improvement.
+        Only with ``train.patience=None`` may ``validate`` be left out: then every epoch runs
+        (or until ``train.max_seconds``) and the last weights are kept.
         """
-        super().fit(split)
         cfg = self.train_config
+        if validate is None and cfg.patience is not None:
+            raise ConfigError(
+                f"{self.name}.fit: train.patience={cfg.patience} needs a validation score: use "
+                "recfuse.evaluation.fit_validated(model, split), or pass validate="
+                "recfuse.evaluation.validation_score(split, model.train_config); "
+                "train.patience=None trains every epoch without model selection"
+            )
+        super().fit(split)
         seed_everything(cfg.seed)
         self.device_ = resolve_device(cfg.device)
         self.net_ = self.build(split).to(self.device_)
         params = [p for p in self.net_.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(cfg.seed)
-        stopping = EarlyStopping(cfg.patience, mode="max")
+        # without patience: select the best epoch but never stop early
+        stopping = EarlyStopping(cfg.patience or cfg.epochs + 1, mode="max")
         started = time.perf_counter()
         bar = tqdm(range(cfg.epochs), desc=f"train {self.name}", disable=not cfg.progress)
         for epoch in bar:

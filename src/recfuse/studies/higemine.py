@@ -39,9 +39,8 @@ from recfuse.classify.pipeline import (
     review_features,
 )
 from recfuse.classify.review_filter import filter_report, keep_mask
-from recfuse.classify.significance import paired_t, sign_flip_test
 from recfuse.classify.splits import SPLIT_KINDS, split_parts
-from recfuse.evaluation.significance import holm, paired_arrays
+from recfuse.evaluation.significance import holm, paired_arrays, sign_flip_test
 from recfuse.runs.study import (
     Cell,
     CellContext,
@@ -143,34 +142,34 @@ def comparisons(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     continue
                 row: dict[str, Any] = {"dataset": dataset, "split": split, "a": a, "b": b}
                 for metric in ("l2_micro_f1", "h_f1"):
-                    t = paired_t(
+                    t = paired_arrays(
                         np.array([c["variants"][a]["scores"][metric] for c in group]),
                         np.array([c["variants"][b]["scores"][metric] for c in group]),
                     )
-                    row[f"{metric}_diff"] = t["mean_diff"]
-                    row[f"{metric}_p_seeds"] = t["p"]
+                    row[f"{metric}_diff"] = t.diff
+                    row[f"{metric}_p_seeds"] = t.t_pvalue
                 diffs = np.concatenate([
                     np.array(c["variants"][a]["example_f1"]) - np.array(c["variants"][b]["example_f1"])
                     for c in group
                 ])  # fmt: skip
-                perm = sign_flip_test(diffs)
                 row["book_hf1_diff"], row["book_p"], row["book_n"] = (
-                    perm["mean_diff"],
-                    perm["p"],
-                    perm["n"],
+                    _mean(diffs),
+                    sign_flip_test(diffs),
+                    len(diffs),
                 )
                 if "test_has_kept_reviews" in group[0] and (a, b) in review_pairs:
                     mask = np.concatenate(
                         [np.array(c["test_has_kept_reviews"], dtype=bool) for c in group]
                     )
-                    sub = sign_flip_test(diffs[mask])
-                    row["reviewed_book_hf1_diff"], row["reviewed_book_p"] = (
-                        sub["mean_diff"],
-                        sub["p"],
-                    )
-                    row["reviewed_book_n"] = sub["n"]
+                    row["reviewed_book_hf1_diff"] = _mean(diffs[mask])
+                    row["reviewed_book_p"] = sign_flip_test(diffs[mask])
+                    row["reviewed_book_n"] = int(mask.sum())
                 out.append(row)
     return out
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else 0.0
 
 
 def _fmt(mean: float, std: float) -> str:

@@ -111,9 +111,9 @@ class DFFStudy(Study[DFFConfig]):
 
     def prepare(self, config: DFFConfig, folder: StudyFolder) -> None:
         from recfuse.data import load_dataset
+        from recfuse.data.subsample import sample_users, subsample
         from recfuse.split import make_split
         from recfuse.studies.dff.features import load_study_features, sweep_layers
-        from recfuse.studies.dff_sample import sample_users, subsample
 
         self.config = config
         for name in config.datasets:

@@ -1,4 +1,5 @@
-"""A documented user subsample of a dataset, for studies that must fit a CPU budget.
+"""A documented user subsample of a dataset, for studies that must fit a CPU budget (the DFF study,
+its caption job).
 
 The subsample keeps every interaction of the chosen users and only the items they touched; the
 item table gains ``source_item`` (the item's index in the full dataset), so features extracted
