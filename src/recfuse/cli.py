@@ -25,7 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("recfuse.governance.cli", "Verify and prove entries of a tamper-evident ledger."),
     "agent": ("recfuse.governance.agent_cli", "Run a governed agent."),
     "classify": ("recfuse.classify.cli", "Hierarchical genre classification."),
-    "audit": ("recfuse.evaluation.audit_cli", "Clever-Hans leakage audits."),
+    "audit": ("recfuse.audit.cli", "Clever-Hans leakage audits."),
     "generative": ("recfuse.generative.cli", "Semantic IDs and generative recommendation."),
     "report": ("recfuse.report.cli", "Write a self-contained HTML report of a run or study."),
 }

@@ -20,17 +20,20 @@ from recfuse.llm.prompts import FENCE_CLOSE, FENCE_OPEN, fenced_spans
 class FakeCaptioner:
     """Returns 'caption of <first word>' and records every prompt it saw."""
 
+    backend = "fake"
+    model_id = "fake-captioner"
+
     def __init__(self) -> None:
         self.prompts: list[list[dict[str, str]]] = []
 
-    def generate(self, prompts, max_tokens=32, temperature=0.0):
-        from recfuse.features.captions import Caption
+    def generate(self, prompts, max_tokens=32, temperature=0.0, **kwargs):
+        from recfuse.llm.base import Generation
 
         self.prompts.extend(prompts)
         out = []
         for chat in prompts:
             inner = fenced_spans(chat[-1]["content"])[0].strip()
-            out.append(Caption(f"caption of {(inner.split() or ['nothing'])[0]}"))
+            out.append(Generation(f"caption of {(inner.split() or ['nothing'])[0]}"))
         return out
 
 
@@ -75,3 +78,21 @@ def test_cached_captions_are_found_and_encoded(tmp_path, tiny_encoder, item_text
     full = encoded.matrix(len(item_texts))
     assert full.shape[0] == len(item_texts)
     assert np.all(full[[0, 2, 3, 5, 7]] == 0) and np.all(np.abs(full[items]).sum(1) > 0)
+
+
+def test_captions_are_llm_job_answers_in_its_cache(tmp_path, item_texts):
+    from recfuse.llm.cache import LLMCache
+    from recfuse.llm.prompts import fence
+
+    # the prompt is the one the captions were always made with: no system message
+    assert caption_prompt("a lamp") == [
+        {"role": "user", "content": f"{CAPTION_INSTRUCTIONS}\n\n{fence('a lamp', 'item', 600)}"}
+    ]
+    cache = LLMCache(tmp_path / "llm.sqlite")
+    fake = FakeCaptioner()
+    first = generate_captions(item_texts, tmp_path / "a", backend=fake, cache=cache)
+    assert cache.count() == len(set(item_texts))
+    fake.prompts.clear()
+    # another folder, same texts and model: every answer comes from the job cache
+    again = generate_captions(item_texts, tmp_path / "b", backend=fake, cache=cache)
+    assert again == first and fake.prompts == []

@@ -7,11 +7,11 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-import recfuse.evaluation.leakage.audit as audit_module
-from recfuse.evaluation.leakage.audit import AuditConfig, run_audit
-from recfuse.evaluation.leakage.learner import NetConfig
-from recfuse.evaluation.leakage.report import build_report, write_report
-from recfuse.evaluation.leakage.table import AuditTable
+import recfuse.audit.audit as audit_module
+from recfuse.audit.audit import AuditConfig, run_audit
+from recfuse.audit.learner import NetConfig
+from recfuse.audit.report import build_report, write_report
+from recfuse.audit.table import AuditTable
 
 torch.set_num_threads(1)
 FAST = AuditConfig(seeds=(0,), n_folds=3, target_net=NetConfig(hidden=64, epochs=25, patience=4))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recfuse.audit.cases import load_audit_table
+from recfuse.audit.features import morgan_fingerprints, tfidf_features
 from recfuse.errors import ConfigError
-from recfuse.evaluation.leakage.cases import load_audit_table
-from recfuse.evaluation.leakage.features import morgan_fingerprints, tfidf_features
 
 
 def test_goodreads_genre_table() -> None:
@@ -60,7 +60,7 @@ def test_minilm_features_cached_and_same_recipe_as_higemine(tmp_path, monkeypatc
 
     torch.set_num_threads(1)
     monkeypatch.setenv("RECFUSE_CACHE", str(tmp_path))
-    from recfuse.evaluation.leakage.features import minilm_features
+    from recfuse.audit.features import minilm_features
     from recfuse.features.embed import embed
 
     texts = ["a dragon and a castle", "tax law for small firms"]

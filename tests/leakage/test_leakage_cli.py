@@ -10,7 +10,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from recfuse.evaluation.audit_cli import app
+from recfuse.audit.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recfuse.evaluation.leakage.probes import (
+from recfuse.audit.probes import (
     knn_group_fitter,
     out_of_fold_probabilities,
     top_k_accuracy,

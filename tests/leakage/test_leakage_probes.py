@@ -7,8 +7,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from recfuse.evaluation.leakage.learner import NetConfig
-from recfuse.evaluation.leakage.probes import (
+from recfuse.audit.learner import NetConfig
+from recfuse.audit.probes import (
     chance_top_k,
     context_only_predict,
     knn_group_fitter,
@@ -19,7 +19,7 @@ from recfuse.evaluation.leakage.probes import (
     top_k_accuracy,
     who_made_it,
 )
-from recfuse.evaluation.leakage.splits import random_split
+from recfuse.audit.splits import random_split
 
 torch.set_num_threads(1)
 

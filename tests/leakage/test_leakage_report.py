@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from recfuse.evaluation.leakage.report import mean_ci, verdict
+from recfuse.audit.report import mean_ci, verdict
 
 
 def _summary(**means: float) -> dict[str, dict[str, float]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recfuse.evaluation.leakage.splits import (
+from recfuse.audit.splits import (
     bemis_murcko_scaffolds,
     group_disjoint_split,
     random_split,
@@ -83,7 +83,7 @@ def test_scaffold_split_assigns_each_scaffold_to_one_side() -> None:
 def test_similarity_split_keeps_near_duplicates_together() -> None:
     import scipy.sparse as sp
 
-    from recfuse.evaluation.leakage.splits import similarity_clusters, similarity_split
+    from recfuse.audit.splits import similarity_clusters, similarity_split
 
     rng = np.random.default_rng(0)
     # 30 "series" of 4 near-identical items each, plus 180 unrelated items

@@ -1,4 +1,4 @@
-"""Evaluation: full-ranking metrics, slices, significance and leakage audits."""
+"""Evaluation: full-ranking metrics, slices, significance, the validation score for early stopping."""
 
 from recfuse.evaluation.evaluator import EvalResult, Evaluator, slice_table
 from recfuse.evaluation.metrics import beyond_accuracy, gini, ranking_metrics

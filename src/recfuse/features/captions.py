@@ -2,10 +2,11 @@
 
 This is the representation the DFF paper compares hidden states against: the item is first
 summarized into language by a generative model, and the summary is embedded by a frozen encoder.
-Generation goes through the LLM runtime (`recfuse.llm.transformers_backend.TransformersLLM`,
-greedy decoding). Item text is untrusted, so it sits inside a data fence and the instructions say
-to treat it as data. Captions are saved in chunks, atomically, so a killed run resumes; a
-finished run writes ``captions.json`` and is never recomputed.
+Generation is an `LLMJob` (greedy decoding, the transformers backend on the CPU or
+`DeviceCaptioner` on a GPU): every answer lands in the job's SQLite cache as it is produced, so a
+killed run resumes and the same prompt for the same model is never asked twice. Item text is
+untrusted, so it sits inside a data fence (`CAPTION_TEMPLATE`). A finished run writes
+``captions.json`` in its folder and is read from there afterwards.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from tqdm.auto import tqdm
 from recfuse.atomic import write_json
 from recfuse.features.extract import extract_features
 from recfuse.features.store import FeatureSet, FeatureStore, texts_hash
+from recfuse.llm.backend_spec import BackendSpec
+from recfuse.llm.base import BackendError, CapabilityError, Generation, GenerationParams
+from recfuse.llm.cache import LLMCache
+from recfuse.llm.job import LLMJob
+from recfuse.llm.prompts import PromptTemplate
+from recfuse.llm.sources import PromptRecord
 
 # A 135M model follows a plain one-line request best (a longer system prompt about data and
 # instructions made SmolLM2 talk about the prompt instead of the item); the fence, with its
@@ -29,11 +36,17 @@ from recfuse.features.store import FeatureSet, FeatureStore, texts_hash
 CAPTION_INSTRUCTIONS = "Summarize what this item is about in one short sentence."
 
 
+CAPTION_TEMPLATE = PromptTemplate(
+    user=f"{CAPTION_INSTRUCTIONS}\n\n{{item}}",
+    system=None,
+    version="caption-v1",
+    max_field_chars=600,
+)
+
+
 def caption_prompt(text: str) -> list[dict[str, str]]:
     """The chat for one item: the request, then the fenced (neutralized) item text."""
-    from recfuse.llm.prompts import fence
-
-    return [{"role": "user", "content": f"{CAPTION_INSTRUCTIONS}\n\n{fence(text, 'item', 600)}"}]
+    return CAPTION_TEMPLATE.build({"item": text})
 
 
 @dataclass
@@ -67,37 +80,39 @@ class CaptionResult:
         return out
 
 
-@dataclass(frozen=True)
-class Caption:
-    text: str
-
-
 class DeviceCaptioner:
     """Greedy chat generation with the frozen LLM on a torch device (``cuda`` on a GPU machine).
 
     The CPU path goes through the LLM runtime (`TransformersLLM`); this one exists because that
-    runtime runs on the CPU, and captioning a whole catalogue there takes hours.
+    runtime runs on the CPU, and captioning a whole catalogue there takes hours. It meets the
+    `recfuse.llm.LLM` ``generate`` contract, so an `LLMJob` drives it and caches its answers.
     """
+
+    backend = "torch-device"
 
     def __init__(self, llm: str = "smollm2", device: str = "cuda", batch_size: int = 256) -> None:
         from recfuse.frozen import load_frozen
 
-        self.tokenizer, model, _ = load_frozen(llm, causal_lm=True)
+        self.tokenizer, model, source = load_frozen(llm, causal_lm=True)
         self.model = model.to(device)
+        self.model_id = f"{source.name}-{source.weights_hash()}"
         self.device = device
         self.batch_size = batch_size
 
     def generate(
         self,
-        prompts: Sequence[list[dict[str, str]]],
+        prompts: Sequence[Any],
         max_tokens: int = 32,
         temperature: float = 0.0,
-    ) -> list[Caption]:
+        stop: Sequence[str] | None = None,
+        json_schema: dict[str, Any] | None = None,
+        seed: int = 0,
+    ) -> list[Generation]:
         """Greedy captions (``temperature`` must be 0), batched by similar prompt length."""
         import torch
 
-        if temperature != 0:
-            raise ValueError("DeviceCaptioner decodes greedily only")
+        if temperature != 0 or stop:
+            raise CapabilityError("DeviceCaptioner decodes greedily, without stop strings")
         texts = [
             self.tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
             for p in prompts
@@ -124,7 +139,15 @@ class DeviceCaptioner:
             decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
             for row, text in zip(rows, decoded, strict=True):
                 out_texts[row] = text
-        return [Caption(t) for t in out_texts]
+        return [Generation(t) for t in out_texts]
+
+    def score(self, prompt: Any, options: Sequence[str]) -> np.ndarray:
+        raise CapabilityError("DeviceCaptioner only generates")
+
+    def hidden_states(
+        self, texts: Sequence[str], layers: Sequence[int], pooling: Any = "mean"
+    ) -> np.ndarray:
+        raise CapabilityError("DeviceCaptioner only generates")
 
 
 def caption_folder(
@@ -145,44 +168,58 @@ def generate_captions(
     max_chunks: int | None = None,
     progress: bool = True,
     backend: Any = None,
+    cache: LLMCache | None = None,
 ) -> list[str] | None:
-    """Captions for ``texts`` (cached under ``folder``); None if ``max_chunks`` stopped early.
+    """Captions for ``texts`` (finished under ``folder``); None if ``max_chunks`` stopped early.
 
-    ``backend`` is any object with the `recfuse.llm` ``generate(prompts, max_tokens=...,
-    temperature=...)`` method; by default the transformers backend with ``llm``.
+    One `LLMJob` per chunk of ``chunk_items`` texts (the unit of ``max_chunks``, a time budget)
+    answers the prompts its cache does not hold yet. ``backend``: any `recfuse.llm.LLM` (default:
+    the transformers backend with ``llm``); ``cache``: default the shared LLM cache.
     """
     final = folder / "captions.json"
     if final.is_file():
         return list(json.loads(final.read_text())["captions"])
-    chunk_dir = folder / "chunks"
-    chunk_dir.mkdir(parents=True, exist_ok=True)
-    starts = range(0, len(texts), chunk_items)
-    done = [s for s in starts if (chunk_dir / f"chunk{s:07d}.json").is_file()]
-    bar = tqdm(total=len(texts), initial=len(done) * chunk_items, desc="captions", unit="item")
-    bar.disable = not progress
-    computed = 0
-    for start in starts:
-        path = chunk_dir / f"chunk{start:07d}.json"
-        if path.is_file():
-            continue
-        if max_chunks is not None and computed >= max_chunks:
-            bar.close()
-            return None
-        if backend is None:
-            from recfuse.llm.transformers_backend import TransformersLLM
-
-            backend = TransformersLLM(llm, batch_size=batch_size)
-        prompts = [caption_prompt(t) for t in texts[start : start + chunk_items]]
-        gens = backend.generate(prompts, max_tokens=max_tokens, temperature=0.0)
-        write_json(path, {"captions": [g.text.strip() for g in gens]})
-        computed += 1
-        bar.update(len(prompts))
-    bar.close()
+    spec = BackendSpec(kind="transformers", model=llm, batch_size=batch_size)
+    params = GenerationParams(max_tokens=max_tokens, temperature=0.0)
+    cache = cache or LLMCache()
     captions: list[str] = []
-    for start in starts:
-        captions.extend(json.loads((chunk_dir / f"chunk{start:07d}.json").read_text())["captions"])
+    computed = 0
+    bar = tqdm(total=len(texts), desc="captions", unit="item", disable=not progress)
+    for start in range(0, len(texts), chunk_items):
+        records = [
+            PromptRecord(str(start + i), {"item": t})
+            for i, t in enumerate(texts[start : start + chunk_items])
+        ]
+        job = LLMJob(
+            f"{folder.name}-{start:07d}",
+            records,
+            CAPTION_TEMPLATE,
+            backend if backend is not None else spec,
+            params,
+            cache=cache,
+            progress=False,
+        )
+        plan = job.plan()
+        if len(cache.done_keys([item.key for _, item in plan])) < len(plan):
+            if max_chunks is not None and computed >= max_chunks:
+                bar.close()
+                return None
+            job.run(batch_size=len(records))  # one generate call per chunk, as before
+            backend = job.llm  # built once, reused by the next chunk
+            computed += 1
+        captions += [_caption_text(cache, item.key) for _, item in plan]
+        bar.update(len(records))
+    bar.close()
     write_json(final, {"llm": llm, "max_tokens": max_tokens, "captions": captions})
     return captions
+
+
+def _caption_text(cache: LLMCache, key: str) -> str:
+    row = cache.get(key)
+    if row is None or row.status != "ok" or row.raw_text is None:
+        reason = row.reason if row is not None else "no answer"
+        raise BackendError(f"caption {key[:12]}: the model gave no caption ({reason})")
+    return row.raw_text.strip()
 
 
 def caption_items(

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from recfuse.atomic import atomic_path
-from recfuse.evaluation.leakage.report import split_order
+from recfuse.audit.report import split_order
 from recfuse.evaluation.significance import holm, paired_arrays
 from recfuse.runs.study import (
     Cell,
@@ -203,13 +203,13 @@ class LeakageStudy(Study[LeakageConfig]):
         self.clusters: dict[str, Any] = {}
 
     def audit_config(self, config: LeakageConfig) -> Any:
-        from recfuse.evaluation.leakage.audit import AuditConfig
+        from recfuse.audit.audit import AuditConfig
 
         return AuditConfig(seeds=tuple(config.seeds), probe=config.probe)
 
     def prepare(self, config: LeakageConfig, folder: StudyFolder) -> None:
-        from recfuse.evaluation.leakage.audit import structure_clusters
-        from recfuse.evaluation.leakage.cases import load_audit_table
+        from recfuse.audit.audit import structure_clusters
+        from recfuse.audit.cases import load_audit_table
 
         self.config = config
         for key in config.datasets:
@@ -231,7 +231,7 @@ class LeakageStudy(Study[LeakageConfig]):
         return [Cell("audit", seed, key) for key in config.datasets for seed in config.seeds]
 
     def run_cell(self, cell: Cell, ctx: CellContext) -> CellResult:
-        from recfuse.evaluation.leakage.audit import audit_seed, save_splits
+        from recfuse.audit.audit import audit_seed, save_splits
 
         config: LeakageConfig = ctx.config  # type: ignore[assignment]
         table, clusters = self.tables[cell.dataset], self.clusters[cell.dataset]
@@ -245,7 +245,7 @@ class LeakageStudy(Study[LeakageConfig]):
 
     def summarize(self, results: Results, folder: StudyFolder) -> Summary:
         from recfuse.atomic import write_json
-        from recfuse.evaluation.leakage.report import build_report, write_report
+        from recfuse.audit.report import build_report, write_report
 
         payloads: dict[str, dict[str, Any]] = {}
         records_of: dict[str, list[dict[str, Any]]] = {}

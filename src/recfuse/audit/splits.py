@@ -56,7 +56,7 @@ def bemis_murcko_scaffolds(smiles: Sequence[str]) -> list[str]:
     Unparseable SMILES get a scaffold of their own (``"!invalid:<smiles>"``) so they never merge
     with a real scaffold. Needs RDKit (the ``recfuse[chem]`` extra).
     """
-    from recfuse.evaluation.leakage.features import require_rdkit
+    from recfuse.audit.features import require_rdkit
 
     require_rdkit("scaffold split")
     from rdkit import Chem

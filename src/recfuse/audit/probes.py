@@ -13,9 +13,9 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.metrics import mean_squared_error, r2_score, roc_auc_score
 
-from recfuse.evaluation.leakage.features import one_hot
-from recfuse.evaluation.leakage.learner import NetConfig, fit_network
-from recfuse.evaluation.leakage.table import Task
+from recfuse.audit.features import one_hot
+from recfuse.audit.learner import NetConfig, fit_network
+from recfuse.audit.table import Task
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 GroupFitter = Callable[[np.ndarray], Predictor]

@@ -12,9 +12,8 @@ import scipy.sparse as sp
 from tqdm import tqdm
 
 from recfuse.atomic import atomic_path, write_json
-from recfuse.errors import ConfigError
-from recfuse.evaluation.leakage.learner import NetConfig
-from recfuse.evaluation.leakage.probes import (
+from recfuse.audit.learner import NetConfig
+from recfuse.audit.probes import (
     GroupFitter,
     context_only_predict,
     fit_predict_target,
@@ -27,7 +26,7 @@ from recfuse.evaluation.leakage.probes import (
     who_made_it,
     with_context,
 )
-from recfuse.evaluation.leakage.splits import (
+from recfuse.audit.splits import (
     bemis_murcko_scaffolds,
     group_disjoint_split,
     random_split,
@@ -35,7 +34,8 @@ from recfuse.evaluation.leakage.splits import (
     similarity_clusters,
     similarity_split,
 )
-from recfuse.evaluation.leakage.table import AuditTable
+from recfuse.audit.table import AuditTable
+from recfuse.errors import ConfigError
 
 GROUP_SPLIT = "group_disjoint"
 

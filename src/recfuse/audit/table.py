@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recfuse.errors import ConfigError
-from recfuse.evaluation.leakage.features import (
+from recfuse.audit.features import (
     FEATURE_KINDS,
     minilm_features,
     morgan_fingerprints,
     tfidf_features,
 )
+from recfuse.errors import ConfigError
 
 Task = Literal["regression", "classification"]
 

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recfuse.evaluation.leakage.table import Task
+from recfuse.audit.table import Task
 from recfuse.models.early_stopping import EarlyStopping
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recfuse.audit.table import AuditTable, Task
 from recfuse.data import CATALOG, load_dataset, load_table
 from recfuse.errors import ConfigError, DataError
-from recfuse.evaluation.leakage.table import AuditTable, Task
 
 
 def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:

@@ -10,8 +10,8 @@ import numpy as np
 from scipy import stats
 
 from recfuse.atomic import write_json, write_text
-from recfuse.evaluation.leakage.probes import main_metric_name
-from recfuse.evaluation.leakage.table import AuditTable
+from recfuse.audit.probes import main_metric_name
+from recfuse.audit.table import AuditTable
 
 # Share of the baseline's skill (over the context-only model) that the group-only model reaches.
 LEVELS = ((0.8, "severe"), (0.5, "strong"), (0.2, "moderate"), (-math.inf, "weak"))

@@ -11,10 +11,10 @@ Three probes over a table of items with a group column (author, assay, brand):
 recommended split (Markdown and JSON).
 """
 
-from recfuse.evaluation.leakage.audit import AuditConfig, run_audit
-from recfuse.evaluation.leakage.cases import load_audit_table
-from recfuse.evaluation.leakage.report import build_report, verdict
-from recfuse.evaluation.leakage.splits import (
+from recfuse.audit.audit import AuditConfig, run_audit
+from recfuse.audit.cases import load_audit_table
+from recfuse.audit.report import build_report, verdict
+from recfuse.audit.splits import (
     bemis_murcko_scaffolds,
     group_disjoint_split,
     random_split,
@@ -22,7 +22,7 @@ from recfuse.evaluation.leakage.splits import (
     similarity_clusters,
     similarity_split,
 )
-from recfuse.evaluation.leakage.table import AuditTable
+from recfuse.audit.table import AuditTable
 
 __all__ = [
     "AuditConfig",

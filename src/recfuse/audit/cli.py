@@ -40,11 +40,11 @@ def leakage(
     """Run the three probes and write report.md / report.json with the verdict."""
     import torch
 
+    from recfuse.audit.audit import AuditConfig, run_audit
+    from recfuse.audit.cases import load_audit_table
+    from recfuse.audit.provenance import write_run_config
+    from recfuse.audit.report import build_report, write_report
     from recfuse.errors import ConfigError
-    from recfuse.evaluation.leakage.audit import AuditConfig, run_audit
-    from recfuse.evaluation.leakage.cases import load_audit_table
-    from recfuse.evaluation.leakage.provenance import write_run_config
-    from recfuse.evaluation.leakage.report import build_report, write_report
 
     torch.set_num_threads(threads)
     if task not in (None, "regression", "classification"):
