@@ -153,8 +153,8 @@ class DeviceCaptioner:
 def caption_folder(
     store: FeatureStore, dataset: str, llm_id: str, texts: Sequence[str], max_tokens: int
 ) -> Path:
-    identity = {"llm": llm_id, "texts": texts_hash(texts), "prompt": CAPTION_INSTRUCTIONS}
-    identity["max_tokens"] = max_tokens
+    identity: dict[str, Any] = {"llm": llm_id, "texts": texts_hash(texts)}
+    identity.update(prompt=CAPTION_INSTRUCTIONS, max_tokens=max_tokens)
     return store.root / dataset / f"captions-{store.key(identity)}"
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from recfuse.errors import ConfigError
 from recfuse.evaluation.validation import fit_validated
-from recfuse.models import BPR, SASRec
+from recfuse.models import BPR, SASRec, TrainConfig
 from recfuse.split import Split
 
 COLLAB_MODELS = ("sasrec", "bpr")
@@ -59,21 +59,21 @@ def collaborative_embeddings(
     if model not in COLLAB_MODELS:
         raise ConfigError(f"collab model {model!r} is not one of {', '.join(COLLAB_MODELS)}")
     inner = inner_split(split)
-    train = {
-        "seed": seed,
-        "max_seconds": max_seconds,
-        "epochs": epochs,
-        "valid_users": valid_users,
-        "progress": progress,
-        "device": device,
-    }
+    train = TrainConfig(
+        seed=seed,
+        max_seconds=max_seconds,
+        epochs=epochs,
+        valid_users=valid_users,
+        progress=progress,
+        device=device,
+    )
     if model == "sasrec":
-        sasrec = SASRec(dim=dim, loss="ce", **train)
+        sasrec = SASRec(dim=dim, loss="ce", train=train)
         fit_validated(sasrec, inner)
         table = sasrec.item_table()[:-1].detach().cpu().numpy()
         fitted: SASRec | BPR = sasrec
     else:
-        bpr = BPR(dim=dim, **train)
+        bpr = BPR(dim=dim, train=train)
         fit_validated(bpr, inner)
         table = bpr.net_.items.weight.detach().cpu().numpy()
         fitted = bpr

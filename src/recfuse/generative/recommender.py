@@ -26,7 +26,7 @@ from recfuse.errors import ConfigError
 from recfuse.generative.model import BOS, FIRST_CODE, PAD, CodeTransformer
 from recfuse.generative.trie import BeamResult, CodeTrie, constrained_beam_search
 from recfuse.models.sequential import left_pad
-from recfuse.models.training import TorchRecommender, TrainConfig
+from recfuse.models.training import TorchRecommender, TrainConfig, Validate
 from recfuse.split import Split
 
 
@@ -116,9 +116,11 @@ class GenerativeRecommender(TorchRecommender):
             logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=PAD
         )
 
-    def fit(self, split: Split, **kwargs: Any) -> GenerativeRecommender:
+    def fit(
+        self, split: Split, validate: Validate | None = None, **kwargs: Any
+    ) -> GenerativeRecommender:
         self.__dict__.pop("_train_seqs", None)
-        super().fit(split, **kwargs)
+        super().fit(split, validate, **kwargs)
         return self
 
     # ---- inference ------------------------------------------------------------------------

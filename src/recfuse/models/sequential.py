@@ -24,7 +24,7 @@ from recfuse.errors import ConfigError
 from recfuse.models.gru4rec import GRU4RecNet
 from recfuse.models.item_encoders import IdEncoder, ItemEncoder
 from recfuse.models.sasrec import SASRecNet
-from recfuse.models.training import TorchRecommender, TrainConfig
+from recfuse.models.training import TorchRecommender, TrainConfig, Validate
 from recfuse.split import Split
 
 EncoderFactory = Callable[[Split, int], ItemEncoder]
@@ -159,9 +159,11 @@ class SequentialRecommender(TorchRecommender):
         hidden = self.net_(seq, table)[:, -1]
         return (hidden @ table[:-1].T).cpu().numpy()
 
-    def fit(self, split: Split, **kwargs: Any) -> SequentialRecommender:
+    def fit(
+        self, split: Split, validate: Validate | None = None, **kwargs: Any
+    ) -> SequentialRecommender:
         self.__dict__.pop("_windows", None)
-        super().fit(split, **kwargs)
+        super().fit(split, validate, **kwargs)
         return self
 
     def report(self) -> dict[str, Any]:
