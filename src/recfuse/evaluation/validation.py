@@ -33,10 +33,11 @@ def validation_score(split: Split, train: TrainConfig) -> Callable[[Recommender]
     """``score(model) -> float``: ``train.valid_metric`` (e.g. ``NDCG@10``) on ``split``'s
     validation stage under full ranking, over `validation_users`. Higher is better."""
     metric = train.valid_metric
-    _, sep, k = metric.partition("@")
-    if not sep or not k.isdigit():
-        raise ConfigError(f"train.valid_metric: {metric!r} is not of the form NAME@K")
-    evaluator = Evaluator(split, ks=(int(k),), users=validation_users(split, train))
+    # evaluate at the cut-off the metric names (NDCG@10 -> 10); MRR has none and needs any one
+    _, _, k = metric.partition("@")
+    evaluator = Evaluator(
+        split, ks=(int(k) if k.isdigit() else 10,), users=validation_users(split, train)
+    )
 
     def score(model: Recommender) -> float:
         metrics = evaluator.evaluate(model, "valid").metrics

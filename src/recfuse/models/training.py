@@ -36,13 +36,13 @@ class TrainConfig:
     derive their ``train:`` section from this class; the ``Annotated`` bounds apply there.
     """
 
-    epochs: Annotated[int, Field(ge=0)] = 100
-    batch_size: Annotated[int, Field(ge=1)] = 256
-    lr: Annotated[float, Field(gt=0.0)] = 1e-3
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    epochs: Annotated[int, Field(ge=1, le=100_000)] = 100
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 256
+    lr: Annotated[float, Field(gt=0.0, le=10.0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
     # epochs without a better validation score before stopping; None: never stop early (and
     # `fit` may then run without a validation score, keeping the last epoch's weights)
-    patience: Annotated[int | None, Field(ge=1)] = 5
+    patience: Annotated[int | None, Field(ge=1, le=100_000)] = 5
     seed: int = 0
     valid_metric: str = "NDCG@10"
     # evaluate early stopping on a fixed random subset of validation users (speed)
