@@ -104,3 +104,20 @@ def test_models_never_import_evaluation() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert not node.module.startswith("recfuse.evaluation"), path.name
+
+
+def test_validation_score_is_the_metric_on_the_validation_stage() -> None:
+    from recfuse.evaluation import Evaluator, validation_score
+    from recfuse.models import Pop, TrainConfig
+
+    split = _tiny_split()
+    pop = Pop().fit(split)
+    expected = Evaluator(split, ks=(5,)).evaluate(pop, "valid").metrics
+    assert (
+        validation_score(split, TrainConfig(valid_metric="Recall@5"))(pop) == expected["Recall@5"]
+    )
+    assert validation_score(split, TrainConfig(valid_metric="MRR"))(pop) == expected["MRR"]
+    subset = validation_score(split, TrainConfig(valid_users=7, seed=3))
+    assert 0.0 <= subset(pop) <= 1.0
+    with pytest.raises(ConfigError, match="valid_metric"):
+        validation_score(split, TrainConfig(valid_metric="AUC"))(pop)
