@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from recfuse.data import load_dataset
+from recfuse.evaluation import fit_validated
 from recfuse.models import MODELS, TorchRecommender
 from recfuse.runs import RunFolder, build_model, load_config
 from recfuse.runs.config import TrainSection
@@ -66,7 +67,7 @@ def test_reloaded_checkpoint_scores_identically(name: str, split, tmp_path: Path
     model = build_model(_config(name, PARAMS[name], TRAIN))
     assert isinstance(model, TorchRecommender)
     model.train_config = dataclasses.replace(model.train_config, progress=False)
-    model.fit(split)
+    fit_validated(model, split)
     model.save(tmp_path / "model.safetensors")
     fresh = build_model(_config(name, PARAMS[name], TRAIN))
     assert isinstance(fresh, TorchRecommender)
