@@ -197,6 +197,25 @@ def leakage(
     run("recfuse.studies.leakage:LeakageStudy", preset, config, set_, opts)
 
 
+@app.command("xai")
+def xai(
+    dataset: str = typer.Option(None, help="Dataset (default agronomy)."),
+    rounds: int = typer.Option(None, min=1, help="Rounds after round 0 (default 10)."),
+    seeds: int = typer.Option(None, min=1, help="Seeds 0..N-1 (default 3)."),
+    backend: str = typer.Option(None, help="LLM backend kind (default transformers)."),
+    out: str = typer.Option(None, help="Folder that holds the study folder."),
+    preset: str = PRESET,
+    config: Path = CONFIG,
+    set_: list[str] = SET,
+) -> None:
+    """Agentic XAI: SHAP -> LLM explanation refined over rounds, judged, early-stopped."""
+    opts = _options(
+        datasets=[dataset] if dataset else None, rounds=rounds, seeds=_seeds(seeds),
+        backend=backend, output=out,
+    )  # fmt: skip
+    run("recfuse.studies.xai:XAIStudy", preset, config, set_, opts)
+
+
 for _name, _module in STUDIES.items():
     try:
         _main = importlib.import_module(_module).main

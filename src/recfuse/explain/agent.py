@@ -1,0 +1,175 @@
+"""The explanation agent: round 0 from SHAP, then one tool and one rewrite per round.
+
+Trajectories of several seeds advance together, so each round is one batched `LLMJob` (cached
+and resumable: a rerun asks the model nothing it was asked before). The model's own earlier text
+goes back into the prompt fenced as data; the numbers the tools produced are ours and trusted.
+
+Tool choice is the model's: it scores the five tool names as continuations of a choice prompt
+(`LLM.score`, so the answer is always a valid tool). A tool's arguments follow a fixed rule per
+round (documented in `arguments_for`), because a 135M-parameter model does not produce usable
+structured arguments; the doc says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recfuse.explain.field import ZONES, FieldAnalysis
+from recfuse.explain.tools import TOOLS, ToolGate, shap_summary
+from recfuse.llm import GenerationParams, LLMJob, PromptRecord, PromptTemplate
+
+SYSTEM = (
+    "You are an agronomist who explains a yield model to a farmer in plain words. "
+    "Use the numbers you are given; do not invent numbers."
+)
+ROUND0 = PromptTemplate(
+    system=SYSTEM,
+    version="xai-round0-v1",
+    trusted_fields=("summary", "prices"),
+    user=(
+        "{summary}\nPrices: {prices}.\n"
+        "Explain to the farmer what drives yield on this field and how much nitrogen to apply "
+        "per zone (W, HT, E, LO). At most 150 words."
+    ),
+)
+REWRITE = PromptTemplate(
+    system=SYSTEM,
+    version="xai-rewrite-v1",
+    trusted_fields=("analyses", "prices"),
+    user=(
+        "Your previous explanation for the farmer:\n{previous}\n"
+        "Analyses run so far:\n{analyses}\nPrices: {prices}.\n"
+        "Rewrite the explanation, using the analyses where they help the farmer decide how "
+        "much nitrogen to apply per zone. At most 150 words."
+    ),
+)
+CHOOSE = PromptTemplate(
+    system=SYSTEM,
+    version="xai-choose-v1",
+    trusted_fields=("tools", "used"),
+    user=(
+        "Current explanation:\n{explanation}\nTools: {tools}. Already used: {used}.\n"
+        "Which one analysis would improve the explanation most? Answer with the tool name."
+    ),
+)
+TOOL_NAMES = tuple(TOOLS)
+
+
+@dataclass
+class Trajectory:
+    """One seed's rounds: explanation text, tool calls and their results, per round."""
+
+    seed: int
+    explanations: list[str] = field(default_factory=list)
+    tools: list[dict[str, Any]] = field(default_factory=list)  # round >= 1: name, args, result
+    analyses: list[str] = field(default_factory=list)
+
+    def known_numbers(self, upto: int, base: list[float]) -> list[float]:
+        """Every number the explanation of round ``upto`` was given (SHAP, prices, tools)."""
+        out = list(base)
+        for call in self.tools[:upto]:
+            out += call["result"]["numbers"]
+        return out
+
+
+def arguments_for(tool: str, round_: int, used: int) -> dict[str, Any]:
+    """The deterministic argument rule: cycle zones, raise the N price step by step."""
+    zone = ZONES[(round_ + used) % len(ZONES)]
+    rules: dict[str, dict[str, Any]] = {
+        "partial_dependence": {"zone": zone},
+        "shap_interaction": {"a": "nitro", "b": ("topo", "bv", "year")[used % 3]},
+        "profit_table": {},
+        "price_sensitivity": {"n_price_factor": (1.5, 0.5, 2.0, 0.75)[used % 4]},
+        "what_if": {"zone": zone, "nitro": (100.0, 60.0, 140.0, 30.0)[used % 4]},
+    }
+    return rules[tool]
+
+
+def run_agent(
+    analysis: FieldAnalysis,
+    seeds: list[int],
+    rounds: int,
+    llm: Any,
+    gate: ToolGate,
+    cache: Any = None,
+    temperature: float = 0.7,
+    max_tokens: int = 160,
+) -> list[Trajectory]:
+    """Rounds 0..``rounds`` for every seed: SHAP round 0, then choose, call, rewrite."""
+    prices = (
+        f"corn ${analysis.prices.corn_per_q:g} per quintal, "
+        f"nitrogen ${analysis.prices.n_per_kg:g} per kg"
+    )
+    summary = shap_summary(analysis)
+    trajs = [Trajectory(s) for s in seeds]
+
+    def generate(
+        name: str, template: PromptTemplate, fields: list[dict[str, Any]], r: int
+    ) -> list[str]:
+        records = [PromptRecord(f"seed{t.seed}", f) for t, f in zip(trajs, fields, strict=True)]
+        params = GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=1000 + r)
+        job = LLMJob(
+            name, records, template, backend=llm, params=params, cache=cache, progress=False
+        )
+        job.run()
+        outs = {o["id"]: (o["raw_text"] or "").strip() for o in job.cache.job_outputs(name)}
+        return [outs[f"seed{t.seed}"] for t in trajs]
+
+    texts = generate(
+        "xai-round0", ROUND0, [{"summary": summary["text"], "prices": prices}] * len(trajs), 0
+    )
+    for t, text in zip(trajs, texts, strict=True):
+        t.explanations.append(text)
+    for r in range(1, rounds + 1):
+        choices = choose_tools(trajs, llm, cache, r)
+        for t, tool in zip(trajs, choices, strict=True):
+            used = sum(c["tool"] == tool for c in t.tools)
+            args = arguments_for(tool, r, used)
+            result = gate.call(tool, args, analysis)
+            t.tools.append({"round": r, "tool": tool, "arguments": args, "result": result})
+            t.analyses.append(f"{r}. {result['text']}")
+        fields = [
+            {"previous": t.explanations[-1], "analyses": "\n".join(t.analyses), "prices": prices}
+            for t in trajs
+        ]
+        for t, text in zip(trajs, generate(f"xai-round{r}", REWRITE, fields, r), strict=True):
+            t.explanations.append(text)
+    return trajs
+
+
+def choose_tools(trajs: list[Trajectory], llm: Any, cache: Any, round_: int) -> list[str]:
+    """The tool each trajectory's model scores highest (log-prob per character of its name)."""
+    records = [
+        PromptRecord(
+            f"seed{t.seed}",
+            {
+                "explanation": t.explanations[-1],
+                "tools": ", ".join(TOOL_NAMES),
+                "used": ", ".join(c["tool"] for c in t.tools) or "none",
+            },
+        )
+        for t in trajs
+    ]
+    name = f"xai-choose{round_}"
+    options = [f" {n}" for n in TOOL_NAMES]
+    job = LLMJob(
+        name,
+        records,
+        CHOOSE,
+        backend=llm,
+        task="score",
+        options=options,
+        cache=cache,
+        progress=False,
+    )
+    job.run()
+    picks = {}
+    for out in job.cache.job_outputs(name):
+        logprobs = out["parsed"]["logprobs"]
+        # per character: a summed log-prob would favour the shortest tool name
+        per_char = [logprobs[o] / len(o) for o in options]
+        picks[out["id"]] = TOOL_NAMES[int(np.argmax(per_char))]
+    return [picks[f"seed{t.seed}"] for t in trajs]
