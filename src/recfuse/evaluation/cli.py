@@ -1,4 +1,4 @@
-"""`recfuse eval compare RUN_A RUN_B`: paired significance between two runs' per-user results."""
+"""`recfuse eval show RUN` and `recfuse eval compare RUN_A RUN_B [RUN_C ...]`."""
 
 from __future__ import annotations
 
@@ -6,39 +6,30 @@ from pathlib import Path
 
 import typer
 
-from recfuse.errors import RecfuseError
-
 app = typer.Typer(no_args_is_help=True)
-
-
-def _per_user(run: Path) -> Path:
-    files = sorted(run.glob("per_user_test_*.parquet"))
-    if len(files) != 1:
-        raise RecfuseError(f"{run}: expected one per_user_test_*.parquet, found {len(files)}")
-    return files[0]
 
 
 @app.command()
 def compare(
-    run_a: Path,
-    run_b: Path,
+    runs: list[str] = typer.Argument(
+        ..., help="Run folders; the first is the baseline. RUN#MODEL picks a model of a study."
+    ),
+    model: str | None = typer.Option(None, help="Model to take from multi-model folders."),
     metric: list[str] = typer.Option(["NDCG@10", "Recall@10"], help="Metrics to test."),
 ) -> None:
-    """Paired t-test and Wilcoxon test on the users both runs evaluated."""
-    import pandas as pd
+    """Paired t-test and Wilcoxon of every run against the first, Holm-corrected.
 
-    from recfuse.evaluation.significance import paired_test
+    Refuses runs whose dataset, split or protocol (full vs sampled-N) differ: their users and
+    targets do not pair.
+    """
+    from recfuse.evaluation.run_results import compare_runs
 
-    a, b = pd.read_parquet(_per_user(run_a)), pd.read_parquet(_per_user(run_b))
-    for m in metric:
-        typer.echo(paired_test(a, b, m).line())
+    typer.echo(compare_runs(runs, model, metric))
 
 
 @app.command()
-def show(run: Path) -> None:
-    """Print a run's metrics table and slices."""
-    for name in ("metrics.md", *sorted(p.name for p in run.glob("slices_*.md"))):
-        path = run / name
-        if not path.is_file():
-            raise RecfuseError(f"{path}: not found (is {run} a run folder?)")
-        typer.echo(path.read_text())
+def show(run: Path, model: str | None = typer.Option(None, help="Only this model.")) -> None:
+    """Every metric and K a run computed (valid and test), and slice tables per model."""
+    from recfuse.evaluation.run_results import show_run
+
+    typer.echo(show_run(run, model))

@@ -161,6 +161,33 @@ class GenerativeRecommender(TorchRecommender):
             out[lo + rows.numpy(), items[rows, cols].numpy()] = scores[rows, cols].numpy()
         return out
 
+    # ---- saving ---------------------------------------------------------------------------
+    def init_params(self) -> dict[str, Any]:
+        params = super().init_params()
+        params.pop("codes", None)  # saved as a tensor (``codes`` in weights.safetensors)
+        return params
+
+    def fitted_tensors(self) -> dict[str, torch.Tensor]:
+        return {**super().fitted_tensors(), "codes": torch.from_numpy(self.codes)}
+
+    @classmethod
+    def from_saved(
+        cls, params: dict[str, Any], tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+    ) -> GenerativeRecommender:
+        params = dict(params)
+        train = TrainConfig(**params.pop("train", {}))
+        return cls(codes=tensors["codes"].numpy(), train=train, **params)
+
+    def restore(
+        self,
+        tensors: dict[str, torch.Tensor],
+        meta: dict[str, Any],
+        split: Split,
+        device: torch.device,
+    ) -> None:
+        self.device_ = device  # build() moves the trie there
+        super().restore(tensors, meta, split, device)
+
     def get_params(self) -> dict[str, Any]:
         params = super().get_params()
         for key in ("codes", "trie", "offsets", "item_tokens"):

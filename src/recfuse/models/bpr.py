@@ -27,6 +27,7 @@ class BPR(TorchRecommender):
     """Args: dim, reg (L2 on the embeddings of each batch), train settings."""
 
     name = "BPR"
+    needs_known_user = True  # a user is an embedding row: a new user's history has none
 
     def __init__(
         self,

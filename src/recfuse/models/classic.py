@@ -39,6 +39,14 @@ class Pop(Recommender):
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
         return np.tile(self.counts_, (len(users), 1))
 
+    def fitted_tensors(self) -> dict[str, torch.Tensor]:
+        return {"counts": torch.from_numpy(self.counts_)}
+
+    def restore(
+        self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], split: Split, device: Any
+    ) -> None:
+        self.counts_ = tensors["counts"].numpy()
+
 
 class ItemKNN(Recommender):
     """Item-based kNN with cosine similarity, keeping the ``k`` nearest neighbours per item.
@@ -68,6 +76,23 @@ class ItemKNN(Recommender):
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
         hist = history_matrix(histories, self.n_items_)
         return np.asarray((hist @ self.sim_).todense(), dtype=np.float32)
+
+    def fitted_tensors(self) -> dict[str, torch.Tensor]:
+        sim = self.sim_
+        return {
+            "sim_data": torch.from_numpy(np.asarray(sim.data, dtype=np.float32)),
+            "sim_indices": torch.from_numpy(sim.indices.astype(np.int64)),
+            "sim_indptr": torch.from_numpy(sim.indptr.astype(np.int64)),
+        }
+
+    def fitted_meta(self) -> dict[str, Any]:
+        return {"sim_shape": list(self.sim_.shape)}
+
+    def restore(
+        self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], split: Split, device: Any
+    ) -> None:
+        parts = (tensors[f"sim_{k}"].numpy() for k in ("data", "indices", "indptr"))
+        self.sim_ = sp.csr_matrix(tuple(parts), shape=tuple(meta["sim_shape"]))
 
 
 def _keep_top_k_per_row(mat: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -119,3 +144,11 @@ class EASE(Recommender):
         # exactly as a gather + index_add does, so the scores are bit-identical, but ~20-30x
         # faster (benchmarks/ease_scoring.py; docs/results/efficiency.md).
         return np.asarray(history_matrix(histories, self.n_items_) @ self.b_.numpy(), np.float32)
+
+    def fitted_tensors(self) -> dict[str, torch.Tensor]:
+        return {"b": self.b_}
+
+    def restore(
+        self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], split: Split, device: Any
+    ) -> None:
+        self.b_ = tensors["b"]

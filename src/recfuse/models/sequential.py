@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recfuse.errors import ConfigError
+from recfuse.errors import ConfigError, DataError
+from recfuse.models.encoder_spec import FeatureEncoderFactory
 from recfuse.models.gru4rec import GRU4RecNet
 from recfuse.models.item_encoders import IdEncoder, ItemEncoder
 from recfuse.models.sasrec import SASRecNet
@@ -65,6 +66,11 @@ def training_windows(
     return np.asarray(rows, dtype=np.int64), inputs, targets
 
 
+def id_encoder(split: Split, dim: int) -> ItemEncoder:
+    """The default encoder factory: trainable ID embeddings."""
+    return IdEncoder(split.n_items, dim)
+
+
 class SequentialRecommender(TorchRecommender):
     """A backbone network plus an item encoder, trained for next-item prediction.
 
@@ -80,6 +86,7 @@ class SequentialRecommender(TorchRecommender):
     """
 
     backbone: str = ""
+    param_attributes = {"loss": "loss_name"}
 
     def __init__(
         self,
@@ -90,7 +97,7 @@ class SequentialRecommender(TorchRecommender):
         dropout: float = 0.2,
         windows: str = "last",
         stride: int | None = None,
-        encoder: EncoderFactory | None = None,
+        encoder: EncoderFactory | dict[str, Any] | None = None,
         train: TrainConfig | None = None,
         **train_kwargs: Any,
     ) -> None:
@@ -107,7 +114,9 @@ class SequentialRecommender(TorchRecommender):
             negatives,
             dropout,
         )
-        self.encoder_factory = encoder or (lambda split, dim: IdEncoder(split.n_items, dim))
+        if isinstance(encoder, dict):  # a saved model's encoder description
+            encoder = FeatureEncoderFactory.from_description(encoder)
+        self.encoder_factory = encoder or id_encoder
         self.name = f"{self.backbone}" + ("" if loss == "ce" else "-sampled")
 
     def make_net(self, encoder: ItemEncoder) -> nn.Module:
@@ -169,6 +178,19 @@ class SequentialRecommender(TorchRecommender):
     def report(self) -> dict[str, Any]:
         """What the item encoder learned (e.g. DFF layer weights)."""
         return self.net_.encoder.report()
+
+    def init_params(self) -> dict[str, Any]:
+        params = super().init_params()
+        factory = self.encoder_factory
+        if isinstance(factory, FeatureEncoderFactory):
+            params["encoder"] = factory.describe()
+        elif factory is not id_encoder:
+            # an arbitrary callable cannot be written as JSON; the default ID encoder needs none
+            raise DataError(
+                f"{self.name}: a model built with a custom encoder factory cannot be saved; "
+                "name the encoder with FeatureEncoderFactory (model.encoder in a config)"
+            )
+        return params
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments under their constructor names, so that

@@ -140,6 +140,8 @@ class TorchRecommender(Recommender):
                 row[cfg.valid_metric] = score = float(validate(self))
                 bar.set_postfix(loss=f"{loss:.4f}", valid=f"{score:.4f}")
                 stopping.step(score, self.net_)
+                if kwargs.get("on_epoch") is not None:
+                    kwargs["on_epoch"](epoch, score)  # a search prunes by raising
             self.history_.append(row)
             out_of_time = (
                 cfg.max_seconds is not None and time.perf_counter() - started > cfg.max_seconds
@@ -151,7 +153,7 @@ class TorchRecommender(Recommender):
         self.best_valid_ = float(stopping.best) if validate is not None else float("nan")
         self.train_seconds_ = time.perf_counter() - started
         if cfg.checkpoint:
-            self.save(cfg.checkpoint)
+            self.save_weights(cfg.checkpoint)
         return self
 
     def _train_epoch(
@@ -169,14 +171,49 @@ class TorchRecommender(Recommender):
             count += 1
         return total / max(count, 1)
 
-    def save(self, path: str | Path) -> None:
-        """Weights as safetensors (written atomically)."""
+    def save_weights(self, path: str | Path) -> None:
+        """Network weights alone as one safetensors file (written atomically); `save` writes
+        the whole model (params, fingerprint, weights) as a loadable folder."""
         state = {k: v.detach().contiguous() for k, v in self.net_.state_dict().items()}
         with atomic_path(path) as tmp:
             save_file(state, str(tmp))
 
     def load_weights(self, path: str | Path) -> None:
         self.net_.load_state_dict(load_file(str(path), device=str(self.device)))
+
+    def fitted_tensors(self) -> dict[str, torch.Tensor]:
+        return {f"net.{k}": v for k, v in self.net_.state_dict().items()}
+
+    def fitted_meta(self) -> dict[str, Any]:
+        return {"history": self.history_, "best_valid": getattr(self, "best_valid_", None)}
+
+    def restore(
+        self,
+        tensors: dict[str, torch.Tensor],
+        meta: dict[str, Any],
+        split: Split,
+        device: torch.device,
+    ) -> None:
+        """Rebuild the network for ``split`` and load the saved weights (strictly: all keys)."""
+        self.device_ = device
+        self.net_ = self.build(split)
+        state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+        self.net_.load_state_dict(state, strict=True)
+        self.net_.to(device).eval()
+        self.history_ = list(meta.get("history") or [])
+
+    @classmethod
+    def from_saved(
+        cls, params: dict[str, Any], tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+    ) -> TorchRecommender:
+        params = dict(params)
+        train = TrainConfig(**params.pop("train", {}))
+        return cls(train=train, **params)  # type: ignore[call-arg]
+
+    def init_params(self) -> dict[str, Any]:
+        params = super().init_params()
+        params["train"] = asdict(self.train_config)
+        return params
 
     @property
     def device(self) -> torch.device:

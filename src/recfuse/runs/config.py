@@ -57,9 +57,18 @@ class SplitConfig(Section):
     column: str | None = None
 
 
+class EncoderConfig(Section):
+    """Item encoder of a sequential model: ``id``, or frozen features from the FeatureStore."""
+
+    kind: Literal["id", "replace", "fusion", "dff"] = "id"
+    features: list[str] | str = Field(default_factory=list)
+    mode: Literal["concat", "sum", "gate"] = "gate"
+
+
 class ModelConfig(Section):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+    encoder: EncoderConfig | None = None
 
 
 class TrainSection(section_of(TrainConfig, "TrainSection", exclude={"seed"}, base=Section)):  # type: ignore[misc]

@@ -7,7 +7,6 @@ and `run_config`, which does the same from a validated `RunConfig` and writes a 
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +23,13 @@ from recfuse.data import (
     load_dataset,
     load_interactions_file,
 )
+from recfuse.data.fingerprint import dataset_fingerprint
+from recfuse.data.ids import IdMaps
 from recfuse.errors import ConfigError
 from recfuse.evaluation import EvalResult, Evaluator, fit_validated
-from recfuse.models import MODELS, Recommender, TorchRecommender, TrainConfig
+from recfuse.models import MODELS, Recommender, SequentialRecommender, TorchRecommender, TrainConfig
+from recfuse.models.encoder_spec import FeatureEncoderFactory, check_spec
+from recfuse.models.saving import constructor_parameters
 from recfuse.runs.config import RunConfig
 from recfuse.runs.folder import RunFolder, metrics_markdown
 from recfuse.split import Split, make_split
@@ -143,7 +146,9 @@ def build_dataset(config: RunConfig) -> Dataset:
     return dataset
 
 
-def build_model(config: RunConfig) -> Recommender:
+def build_model(config: RunConfig, dataset: Dataset | None = None) -> Recommender:
+    """The configured model, unfitted. ``model.encoder`` is checked here and resolved through
+    the FeatureStore (extracting missing features) only when ``dataset`` is given."""
     name = config.model.name.lower()
     if name not in MODELS:
         raise ConfigError(
@@ -157,6 +162,16 @@ def build_model(config: RunConfig) -> Recommender:
             raise ConfigError(
                 f"model.params.{key}: unknown parameter of {cls.__name__} (known: {', '.join(sorted(accepted))})"
             )
+    encoder = config.model.encoder
+    if encoder is not None:
+        if not issubclass(cls, SequentialRecommender):
+            raise ConfigError(f"model.encoder: only sequential models take one, not {cls.__name__}")
+        features = [encoder.features] if isinstance(encoder.features, str) else encoder.features
+        check_spec(encoder.kind, list(features), encoder.mode)
+        if dataset is not None:
+            params["encoder"] = FeatureEncoderFactory.resolve(
+                encoder.kind, features, encoder.mode, dataset
+            )
     if issubclass(cls, TorchRecommender):
         train = TrainConfig(**config.train.model_dump(), seed=config.seed)
         return cls(train=train, **params)
@@ -164,16 +179,15 @@ def build_model(config: RunConfig) -> Recommender:
 
 
 def _init_parameters(cls: type) -> set[str]:
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if "__init__" in vars(klass):
-            sig = inspect.signature(klass.__init__)  # type: ignore[misc]
-            names |= {
-                name
-                for name, p in sig.parameters.items()
-                if name not in ("self", "train") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-            }
-    return names
+    return set(constructor_parameters(cls)) - {"train", "encoder"}
+
+
+def build_split(config: RunConfig, dataset: Dataset) -> Split:
+    """The configured split of ``dataset`` (deterministic under ``config.seed``)."""
+    split_params = {
+        k: v for k, v in config.split.model_dump().items() if k != "protocol" and v is not None
+    }
+    return make_split(dataset, config.split.protocol, seed=config.seed, **split_params)
 
 
 def run_config(config: RunConfig) -> Path:
@@ -182,10 +196,9 @@ def run_config(config: RunConfig) -> Path:
         torch.set_num_threads(config.threads)
     model = build_model(config)  # fail on a bad model section before any data work
     dataset = build_dataset(config)
-    split_params = {
-        k: v for k, v in config.split.model_dump().items() if k != "protocol" and v is not None
-    }
-    split = make_split(dataset, config.split.protocol, seed=config.seed, **split_params)
+    if config.model.encoder is not None:
+        model = build_model(config, dataset)  # resolve (extract) the encoder's features
+    split = build_split(config, dataset)
     negatives = config.eval.sampled_negatives
     if negatives is not None and negatives >= split.n_items:
         raise ConfigError(
@@ -209,11 +222,16 @@ def run_config(config: RunConfig) -> Path:
     )
     with RunFolder(config.output, config.name) as run:
         run.write_config(config.model_dump())
-        run.write_json("dataset.json", dataset.stats())
+        run.write_json(
+            "dataset.json", {**dataset.stats(), "fingerprint": dataset_fingerprint(dataset)}
+        )
         split.save(run.path / "split")
+        ids = IdMaps.from_dataset(dataset)
+        ids.save(run.path / "ids")
         table = Experiment(split, [model], evaluator).run(run)
+        # the loadable model: model.json + weights.safetensors, pointing to ../split and ../ids
+        model.save(run.path / "model", split_dir=run.path / "split", ids_dir=run.path / "ids")
         if isinstance(model, TorchRecommender):
-            model.save(run.path / "model.safetensors")
             run.write_json("training_history.json", model.history_)
         if users is not None:
             run.write_json(
