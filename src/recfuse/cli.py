@@ -46,10 +46,15 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
+def demo(
+    full: bool = typer.Option(False, help="Run the full preset instead of the fast one."),
+) -> None:
+    """The main job: the DFF study's fast preset on MicroLens-50k (see README)."""
+    from recfuse.demo import run_demo
+
+    run_demo(full=full)
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
@@ -58,7 +63,7 @@ def _root(
     """recfuse: frozen foundation models for recommender systems, measured and accountable."""
 
 
-def _mount_one(name: str, target: str, help_text: str) -> None:
+def _mount_one(app: typer.Typer, name: str, target: str, help_text: str) -> None:
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -73,32 +78,26 @@ def _mount_one(name: str, target: str, help_text: str) -> None:
         app.command(name=name, help=help_text)(sub)
 
 
-def _placeholder(name: str, help_text: str) -> None:
+def _placeholder(app: typer.Typer, name: str, help_text: str) -> None:
     # never runs: a command that is invoked is mounted for real instead
     @app.command(name=name, help=help_text, add_help_option=False)
     def _stub() -> None:  # pragma: no cover
         raise typer.Exit(1)
 
 
-def _mount(argv: list[str] | None = None) -> None:
-    """Mount the invoked command for real and the rest as help-only placeholders."""
-    argv = sys.argv[1:] if argv is None else argv
+def build_app(argv: list[str]) -> typer.Typer:
+    """The CLI for ``argv``: the invoked command mounted for real, the rest as help-only
+    placeholders (so listing commands imports nothing heavy)."""
+    app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
+    app.callback()(_root)
+    app.command()(demo)
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (target, help_text) in SUBCOMMANDS.items():
         if name == wanted:
-            _mount_one(name, target, help_text)
+            _mount_one(app, name, target, help_text)
         else:
-            _placeholder(name, help_text)
-
-
-@app.command()
-def demo(
-    full: bool = typer.Option(False, help="Run the full preset instead of the fast one."),
-) -> None:
-    """The main job: the DFF study's fast preset on MicroLens-50k (see README)."""
-    from recfuse.demo import run_demo
-
-    run_demo(full=full)
+            _placeholder(app, name, help_text)
+    return app
 
 
 def _aborted(exc: BaseException) -> int:
@@ -115,7 +114,7 @@ def _aborted(exc: BaseException) -> int:
 
 
 def main() -> None:
-    _mount()
+    app = build_app(sys.argv[1:])
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)

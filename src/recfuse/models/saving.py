@@ -58,6 +58,25 @@ def split_fingerprint(split: Split, ids: IdMaps | None) -> str:
     return interactions_fingerprint([split.train, split.valid, split.test], item_ids)
 
 
+def untie(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors with shared storage (tied weights) kept once: (unique tensors, alias -> name).
+
+    safetensors refuses shared tensors; the aliases go into ``model.json`` and are restored.
+    """
+    unique: dict[str, torch.Tensor] = {}
+    seen: dict[tuple[int, tuple[int, ...], tuple[int, ...]], str] = {}
+    tied: dict[str, str] = {}
+    for name, tensor in tensors.items():
+        tensor = tensor.detach()
+        key = (tensor.data_ptr(), tuple(tensor.shape), tuple(tensor.stride()))
+        if tensor.numel() and key in seen:
+            tied[name] = seen[key]
+            continue
+        seen[key] = name
+        unique[name] = tensor.cpu().contiguous()
+    return unique, tied
+
+
 def save_model(
     model: Recommender,
     folder: str | Path,
@@ -86,7 +105,7 @@ def save_model(
     elif ids is not None and ids_dir is None:
         ids_dir = folder / "ids"
         ids.save(ids_dir)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.fitted_tensors().items()}
+    tensors, tied = untie(model.fitted_tensors())
     meta = {
         "format_version": FORMAT_VERSION,
         "class": f"{type(model).__module__}:{type(model).__qualname__}",
@@ -98,6 +117,7 @@ def save_model(
         "n_items": split.n_items,
         "split": os.path.relpath(split_dir, folder),
         "ids": None if ids_dir is None else os.path.relpath(ids_dir, folder),
+        "tied": tied,
     }
     try:
         json.dumps(meta)
@@ -177,6 +197,8 @@ def load_model(
             f"dataset {dataset.name!r} has {given}; refusing to load it against other data"
         )
     tensors = load_file(str(folder / WEIGHTS), device="cpu")
+    for alias, original in (meta.get("tied") or {}).items():
+        tensors[alias] = tensors[original]
     model = cls.from_saved(meta["params"], tensors, meta["fitted"])
     model.n_items_ = split.n_items
     model.split_ = split
