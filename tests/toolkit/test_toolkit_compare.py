@@ -22,9 +22,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, run_maker: Any) -> dict[str, 
         "pop": make_run(root, "pop", "data.name=ml-100k", *POP),
         "knn": make_run(root, "knn", "data.name=ml-100k", "model.name=itemknn", "eval.ks=[10]"),
         "other_data": make_run(root, "core", "data.name=ml-100k", "data.k_core=20", *POP),
-        "other_split": make_run(
-            root, "ratio", "data.name=ml-100k", "split.protocol=ratio", *POP
-        ),
+        "other_split": make_run(root, "ratio", "data.name=ml-100k", "split.protocol=ratio", *POP),
         "sampled": make_run(
             root, "sampled", "data.name=ml-100k", "eval.sampled_negatives=100", *POP
         ),

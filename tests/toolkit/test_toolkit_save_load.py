@@ -61,9 +61,7 @@ def test_loading_against_other_data_is_refused(ease_run: Path, ml100k: Dataset) 
     assert load_run(ease_run, dataset=ml100k).name == "EASE"
 
 
-def test_changed_split_files_and_format_version_are_refused(
-    ease_run: Path, tmp_path: Path
-) -> None:
+def test_changed_split_files_and_format_version_are_refused(ease_run: Path, tmp_path: Path) -> None:
     import shutil
 
     import pandas as pd

@@ -123,8 +123,24 @@ def _mark_interrupted(study: Any) -> list[dict[str, Any]]:
     return retry
 
 
-def _objective(config_tree: dict[str, Any], space: dict[str, Distribution], state: Any,
-               folder: Path) -> Any:  # fmt: skip
+def _record(folder: Path) -> Any:
+    """An Optuna callback: ``trials/NNNN.json`` once a trial is stored as finished."""
+
+    def callback(study: Any, trial: Any) -> None:
+        record = {
+            "number": trial.number,
+            "state": trial.state.name,
+            "params": trial.params,
+            "value": trial.value,
+            "valid": trial.user_attrs.get("valid"),
+            "seconds": trial.user_attrs.get("seconds"),
+        }
+        write_json(folder / "trials" / f"{trial.number:04d}.json", record)
+
+    return callback
+
+
+def _objective(config_tree: dict[str, Any], space: dict[str, Distribution], state: Any) -> Any:
     import optuna
 
     from recfuse.evaluation import Evaluator
@@ -151,8 +167,8 @@ def _objective(config_tree: dict[str, Any], space: dict[str, Distribution], stat
         valid = Evaluator(state.split, ks=ks, batch_users=config.eval.batch_users)
         metrics = valid.evaluate(model, "valid").metrics
         seconds = time.perf_counter() - started
-        record = {"number": trial.number, "params": params, "valid": metrics, "seconds": seconds}
-        write_json(folder / "trials" / f"{trial.number:04d}.json", record)
+        trial.set_user_attr("valid", metrics)
+        trial.set_user_attr("seconds", seconds)
         print(f"trial {trial.number}: valid {OBJECTIVE} {metrics[OBJECTIVE]:.4f} "
               f"in {seconds:.1f}s {params}", flush=True)  # fmt: skip
         return float(metrics[OBJECTIVE])
@@ -208,7 +224,8 @@ def tune(
     state = _State(dataset, build_split(base, dataset))
     done = _finished(study)
     if done < trials:
-        study.optimize(_objective(tree, space, state, folder), n_trials=trials - done)
+        objective = _objective(tree, space, state)
+        study.optimize(objective, n_trials=trials - done, callbacks=[_record(folder)])
     return _report(study, tree, space, folder, base)
 
 
