@@ -125,9 +125,10 @@ def main() -> None:
         sys.exit(_aborted(exc))
     except Exception as exc:
         # usage errors of typer's (vendored) click carry their own message and exit code
-        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+        code = getattr(exc, "exit_code", None)
+        if hasattr(exc, "show") and isinstance(code, int):
             exc.show()
-            sys.exit(exc.exit_code)
+            sys.exit(code)
         raise
 
 

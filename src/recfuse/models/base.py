@@ -89,6 +89,11 @@ class Recommender(ABC):
     needs_known_user: bool = False
     #: constructor argument -> attribute that holds it, where the names differ
     param_attributes: dict[str, str] = {}
+    # fitted state every model has: the split it learned from, raw id maps (set by `load`, or
+    # by hand: ``model.ids_ = IdMaps.from_dataset(dataset)``) and the data fingerprint
+    split_: Split
+    ids_: IdMaps
+    fingerprint_: str
 
     def fit(self, split: Split, **kwargs: Any) -> Recommender:
         """Learn from ``split.train`` (and use ``split.valid`` only for early stopping)."""
@@ -206,7 +211,12 @@ class Recommender(ABC):
         Returns:
             `Recommendation` rows, best first.
         """
-        ids = self.ids_
+        ids = self.__dict__.get("ids_")
+        if ids is None:
+            raise DataError(
+                f"{self.name} has no raw id maps: load it with recfuse.load_run(run), or set "
+                "model.ids_ = IdMaps.from_dataset(dataset) after fitting"
+            )
         user = -1 if user_id is None else None
         if history is not None:
             hist = ids.item_indices(list(history))

@@ -104,7 +104,7 @@ class FeatureEncoderFactory:
 
     @classmethod
     def from_description(cls, desc: dict[str, Any]) -> FeatureEncoderFactory:
-        source = {k: desc[k] for k in ("dataset", "identity") if k in desc}
+        source: dict[str, Any] = {k: desc[k] for k in ("dataset", "identity") if k in desc}
         check_spec(desc["kind"], list(desc["features"]), desc.get("mode", "gate"))
         return cls(desc["kind"], list(desc["features"]), desc.get("mode", "gate"), source)
 

@@ -127,7 +127,14 @@ class SequentialRecommender(TorchRecommender):
         return self.make_net(self.encoder_factory(split, self.dim))
 
     def item_table(self) -> torch.Tensor:
-        """Encoder output plus a zero row for the padding index: [n_items + 1, dim]."""
+        """Encoder output plus a zero row for the padding index: [n_items + 1, dim].
+
+        A loaded model computes it once (`restore`): its weights no longer change, and a
+        feature encoder's adapters over the whole catalogue would otherwise run per request.
+        """
+        cached = self.__dict__.get("_table_cache")
+        if cached is not None:
+            return cached
         table = self.net_.encoder()
         return torch.cat([table, table.new_zeros(1, table.shape[1])])
 
@@ -168,10 +175,22 @@ class SequentialRecommender(TorchRecommender):
         hidden = self.net_(seq, table)[:, -1]
         return (hidden @ table[:-1].T).cpu().numpy()
 
+    def restore(
+        self,
+        tensors: dict[str, torch.Tensor],
+        meta: dict[str, Any],
+        split: Split,
+        device: torch.device,
+    ) -> None:
+        super().restore(tensors, meta, split, device)
+        with torch.no_grad():
+            self._table_cache = self.item_table()
+
     def fit(
         self, split: Split, validate: Validate | None = None, **kwargs: Any
     ) -> SequentialRecommender:
         self.__dict__.pop("_windows", None)
+        self.__dict__.pop("_table_cache", None)
         super().fit(split, validate, **kwargs)
         return self
 
