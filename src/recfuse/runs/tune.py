@@ -196,7 +196,10 @@ def tune(
         with_defaults: make the first trial the config's own values, so the result says
             whether the search beat them.
     """
-    import optuna
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("recfuse tune needs Optuna: pip install 'recfuse[tune]'") from None
 
     from recfuse.runs.experiment import build_dataset, build_split
 
