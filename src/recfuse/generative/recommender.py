@@ -171,22 +171,8 @@ class GenerativeRecommender(TorchRecommender):
         return {**super().fitted_tensors(), "codes": torch.from_numpy(self.codes)}
 
     @classmethod
-    def from_saved(
-        cls, params: dict[str, Any], tensors: dict[str, torch.Tensor], meta: dict[str, Any]
-    ) -> GenerativeRecommender:
-        params = dict(params)
-        train = TrainConfig(**params.pop("train", {}))
-        return cls(codes=tensors["codes"].numpy(), train=train, **params)
-
-    def restore(
-        self,
-        tensors: dict[str, torch.Tensor],
-        meta: dict[str, Any],
-        split: Split,
-        device: torch.device,
-    ) -> None:
-        self.device_ = device  # build() moves the trie there
-        super().restore(tensors, meta, split, device)
+    def tensor_arguments(cls, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+        return {"codes": tensors["codes"].numpy()}
 
     def get_params(self) -> dict[str, Any]:
         params = super().get_params()

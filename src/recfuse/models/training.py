@@ -195,7 +195,7 @@ class TorchRecommender(Recommender):
         device: torch.device,
     ) -> None:
         """Rebuild the network for ``split`` and load the saved weights (strictly: all keys)."""
-        self.device_ = device
+        self.device_ = device  # before build(): a generative model moves its trie there
         self.net_ = self.build(split)
         state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
         self.net_.load_state_dict(state, strict=True)
@@ -208,7 +208,12 @@ class TorchRecommender(Recommender):
     ) -> TorchRecommender:
         params = dict(params)
         train = TrainConfig(**params.pop("train", {}))
-        return cls(train=train, **params)  # type: ignore[call-arg]
+        return cls(train=train, **params, **cls.tensor_arguments(tensors))  # type: ignore[call-arg]
+
+    @classmethod
+    def tensor_arguments(cls, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Constructor arguments saved as tensors rather than JSON (a generative model's codes)."""
+        return {}
 
     def init_params(self) -> dict[str, Any]:
         params = super().init_params()
