@@ -52,6 +52,9 @@ def test_save_load_gives_identical_scores(
     assert type(loaded) is type(model) and loaded.name == model.name
     np.testing.assert_array_equal(loaded.score(users, hist), before)
     assert len(loaded.recommend_raw("196", k=5)) == 5
+    if not loaded.needs_known_user:  # a user the model never saw, from raw item ids
+        recs = loaded.recommend_raw(history=["50", "172", "181"], k=5)
+        assert len(recs) == 5 and not {"50", "172", "181"} & {r.item_id for r in recs}
 
 
 def test_loading_against_other_data_is_refused(ease_run: Path, ml100k: Dataset) -> None:
