@@ -68,7 +68,7 @@ def test_reloaded_checkpoint_scores_identically(name: str, split, tmp_path: Path
     assert isinstance(model, TorchRecommender)
     model.train_config = dataclasses.replace(model.train_config, progress=False)
     fit_validated(model, split)
-    model.save(tmp_path / "model.safetensors")
+    model.save_weights(tmp_path / "model.safetensors")
     fresh = build_model(_config(name, PARAMS[name], TRAIN))
     assert isinstance(fresh, TorchRecommender)
     fresh.net_ = fresh.build(split)
