@@ -143,7 +143,7 @@ def _record(folder: Path) -> Any:
 def _objective(config_tree: dict[str, Any], space: dict[str, Distribution], state: Any) -> Any:
     import optuna
 
-    from recfuse.evaluation import Evaluator
+    from recfuse.evaluation import Evaluator, validation_score
     from recfuse.models import TorchRecommender
     from recfuse.runs.experiment import build_model
 
@@ -160,7 +160,8 @@ def _objective(config_tree: dict[str, Any], space: dict[str, Distribution], stat
 
         if isinstance(model, TorchRecommender):
             model.train_config.progress = False
-            model.fit(state.split, on_epoch=on_epoch)
+            validate = validation_score(state.split, model.train_config)
+            model.fit(state.split, validate=validate, on_epoch=on_epoch)
         else:
             model.fit(state.split)
         ks = tuple(sorted(set(config.eval.ks) | {10}))
