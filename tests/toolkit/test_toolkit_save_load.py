@@ -11,6 +11,7 @@ import pytest
 from recfuse.data import Dataset, dataset_fingerprint, k_core
 from recfuse.data.ids import IdMaps
 from recfuse.errors import DataError
+from recfuse.evaluation import fit_validated
 from recfuse.generative.recommender import GenerativeRecommender
 from recfuse.generative.semantic_ids import random_semantic_ids
 from recfuse.models import BPR, EASE, GRU4Rec, ItemKNN, Pop, Recommender, SASRec
@@ -39,7 +40,7 @@ def test_save_load_gives_identical_scores(
     index: int, ml100k: Dataset, ml100k_split: Split, tmp_path: Path
 ) -> None:
     model = _models(ml100k.n_items)[index]
-    model.fit(ml100k_split)
+    fit_validated(model, ml100k_split)
     users = np.arange(0, ml100k.n_users, 9)[:60]
     histories = ml100k_split.histories("test")
     hist = [histories[u] for u in users]
@@ -97,7 +98,7 @@ def test_only_recfuse_classes_are_loaded(ease_run: Path, tmp_path: Path) -> None
 
 
 def test_bpr_refuses_a_new_history(ml100k: Dataset, ml100k_split: Split) -> None:
-    model = BPR(dim=8, **SMALL).fit(ml100k_split)
+    model = fit_validated(BPR(dim=8, **SMALL), ml100k_split)
     model.ids_ = IdMaps.from_dataset(ml100k)
     with pytest.raises(DataError, match="needs a known user"):
         model.recommend_raw(history=["50", "172"])
