@@ -37,6 +37,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("recfuse.audit.cli", "Clever-Hans leakage audits."),
     "generative": ("recfuse.generative.cli", "Semantic IDs and generative recommendation."),
     "report": ("recfuse.report.cli", "Write a self-contained HTML report of a run or study."),
+    "serve": ("recfuse.serving.cli", "Serve a run over HTTP; every request gated and audited."),
 }
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,17 +28,6 @@ from recfuse.runs.study import (
     run_study,
     verdict,
 )
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -119,37 +108,9 @@ def test_not_a_report_folder_is_a_clear_error(tmp_path: Path) -> None:
         build_report(tmp_path / "missing")
 
 
-def open_in_browser(url: str, screenshot: Path) -> dict[str, object]:
-    """Load ``url`` in headless Chromium; return title, tables, image sizes, console errors."""
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: `make test` installs the Debian package chromium")
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url, wait_until="load")
-        info = {
-            "title": page.title(),
-            "tables": page.evaluate(
-                "[...document.querySelectorAll('table')].map(t => t.innerText)"
-            ),
-            "images": page.evaluate(
-                "[...document.images].map(i => [i.naturalWidth, i.naturalHeight, i.complete])"
-            ),
-            "errors": errors,
-        }
-        page.screenshot(path=str(screenshot), full_page=True)
-        browser.close()
-    return info
-
-
 @pytest.mark.slow
 def test_reports_render_in_a_real_browser(
-    run_folder: Path, study_folder: Path, tmp_path: Path
+    run_folder: Path, study_folder: Path, tmp_path: Path, open_in_browser: Any
 ) -> None:
     for folder, title in ((run_folder, "recfuse run"), (study_folder, "recfuse study: bars")):
         report = build_report(folder)

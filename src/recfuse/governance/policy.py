@@ -16,7 +16,7 @@ raised an evaluation error is denied too, because Cedar skips an erroring policy
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,3 +162,32 @@ class Policies:
         errors = tuple(str(e) for e in result.diagnostics.errors)
         allowed = bool(result.allowed) and not errors
         return Decision(allowed, tuple(result.diagnostics.reasons), errors, self.hash)
+
+    def authorize_many(
+        self,
+        principal: str,
+        action: str,
+        resources: Sequence[Resource],
+        context: Mapping[str, Any] | None = None,
+    ) -> list[bool]:
+        """Whether ``principal`` may take ``action`` on each resource: one batched Cedar call.
+
+        For per-item checks on a hot path (a served list of items); evaluation errors deny.
+        """
+        if not resources:
+            return []
+        ctx = to_cedar(dict(context or {}))
+        principal_uid = {"type": "Agent", "id": principal}
+        requests = [
+            {
+                "principal": principal_uid,
+                "action": {"type": "Action", "id": action},
+                "resource": r.uid(),
+                "context": ctx,
+            }
+            for r in resources
+        ]
+        entities = [{"uid": principal_uid, "attrs": {}, "parents": []}]
+        entities += [r.entity() for r in resources]
+        results = cedarpy.is_authorized_batch(requests, self._cedar, entities)
+        return [bool(r.allowed) and not r.diagnostics.errors for r in results]

@@ -65,6 +65,7 @@ class Page:
         ]
         return (
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<link rel="icon" href="data:,">'  # no favicon request: the page fetches nothing
             f"<title>{esc(self.title)}</title><style>{CSS}</style></head><body><main>"
             f'<h1>{esc(self.title)}</h1><p class="meta">{esc(self.subtitle)}</p>'
             f"<nav>{nav}</nav>{''.join(parts)}</main></body></html>\n"
