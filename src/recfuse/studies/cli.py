@@ -19,7 +19,7 @@ import typer
 
 # study name -> module with a typer-style ``main`` (imported when the CLI is built); the five
 # studies below are registered lazily instead. A module that is not present yet is skipped.
-STUDIES: dict[str, str] = {}
+STUDIES: dict[str, str] = {"guidance": "recfuse.studies.guidance"}
 
 app = typer.Typer(no_args_is_help=True)
 
