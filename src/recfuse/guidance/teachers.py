@@ -2,7 +2,7 @@
 
 * `LLMTeacher`: an LLM is shown the fenced titles of the user's prefix history and two
   candidates and asked which the user prefers ("A" or "B"). The log-probabilities of the two
-  answers give P(A); each pair is asked in both presentation orders and the two estimates of
+  answers give P(A); each pair is asked in both presentation orders and the two log-odds of
   p(pos > neg) are averaged, which cancels a constant position bias (its size is reported).
   Every call goes through `LLMJob` (SQLite cache, resumable, leakage-checked).
 * `MiniLMTeacher`: cosine similarity between the mean MiniLM vector of the prefix history and
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -57,6 +58,17 @@ class TeacherOutput:
             return None
         p_a = np.concatenate([self.p_orders[:, 0], 1.0 - self.p_orders[:, 1]])
         return float(p_a.mean() - 0.5)
+
+
+def combine_orders(probs: np.ndarray) -> np.ndarray:
+    """p(pos > neg) from both orders [n, 2]: the mean of the two log-odds, so a constant
+    log-odds preference for one slot cancels exactly; one missing order uses the other;
+    none gives 0.5 (no preference)."""
+    q = np.clip(probs, 1e-6, 1 - 1e-6)
+    with warnings.catch_warnings():  # an all-missing row is expected: it becomes 0.5
+        warnings.simplefilter("ignore", RuntimeWarning)
+        logit = np.nanmean(np.log(q / (1 - q)), axis=1)
+    return np.where(np.isnan(logit), 0.5, 1.0 / (1.0 + np.exp(-np.nan_to_num(logit))))
 
 
 class Teacher(Protocol):
@@ -144,8 +156,7 @@ class LLMTeacher:
         failed = int(np.isnan(probs).any(axis=1).sum())
         if failed == len(probs):
             raise RecfuseError(f"teacher {self.name}: no pair was scored")
-        p = np.nanmean(probs, axis=1)
-        p = np.where(np.isnan(p), 0.5, p)  # an unanswered pair carries no preference
+        p = combine_orders(probs)
         cost = {
             "pairs": len(pairs.pairs),
             "calls": report.total,

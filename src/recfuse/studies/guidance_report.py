@@ -65,8 +65,10 @@ def tests_section(final: Results, ds: str, arms: list[str]) -> tuple[list[str], 
     comps: dict[str, Any] = {}
     for s in SLICES:
         part = sliced(final, s)
-        for ref in ("none", "global_kd"):
-            others = [a for a in arms if a not in (ref, "none")]
+        plan = [("none", [a for a in arms if a != "none"])]
+        plan += [("global_kd", [a for a in ("always", "selective") if a in arms])]
+        plan += [("random", ["selective"] if "selective" in arms else [])]
+        for ref, others in plan:
             if ref not in arms or not others:
                 continue
             for c in part.compare_all(ds, others, ref, GAIN_METRIC):
