@@ -29,7 +29,11 @@ from recfuse.split import Split
 @dataclass
 class Guidance:
     """What the auxiliary loss needs: pairs [n] (user, pos, neg), teacher p(pos > neg), gate
-    weights g in [0, 1], lambda, the prefix histories, and the loss form."""
+    weights g in [0, 1], lambda, the prefix histories, and the loss form.
+
+    Pairs are grouped by user (each user's pairs share pos), so a training step draws users and
+    runs the backbone once per drawn user for all of that user's pairs.
+    """
 
     users: np.ndarray
     pos: np.ndarray
@@ -47,22 +51,27 @@ class Guidance:
         if self.form not in ("pairwise", "listwise"):
             raise ConfigError(f"guidance form {self.form!r}: pairwise or listwise")
         self._rng = np.random.default_rng(self.seed + 7919)
-        self.per_step = max(1, len(self.users))
+        self.groups = self._group()
+        self.per_step = len(self.groups[0])
 
-    def listwise_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per user with pairs: candidates [U, C] (pos first), teacher logits [U, C], mask."""
+    def _group(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """users [U]; candidates [U, 1 + C] (pos first); p, g and mask [U, C] per negative."""
         order = np.argsort(self.users, kind="stable")
         users, bounds = np.unique(self.users[order], return_index=True)
-        width = int(np.diff(np.append(bounds, len(order))).max()) + 1
-        cands = np.zeros((len(users), width), dtype=np.int64)
-        logits = np.full((len(users), width), -np.inf)
-        for row, (lo, hi) in enumerate(zip(bounds, np.append(bounds[1:], len(order)), strict=True)):
+        ends = np.append(bounds[1:], len(order))
+        width = int((ends - bounds).max()) if len(users) else 0
+        cands = np.zeros((len(users), width + 1), dtype=np.int64)
+        p, g = np.full((len(users), width), 0.5), np.zeros((len(users), width))
+        mask = np.zeros((len(users), width), dtype=bool)
+        for row, (lo, hi) in enumerate(zip(bounds, ends, strict=True)):
             idx = order[lo:hi]
-            cands[row, 0], logits[row, 0] = self.pos[idx[0]], 0.0
+            if not (self.pos[idx] == self.pos[idx[0]]).all():
+                raise ConfigError(f"guidance: user {users[row]} has pairs with different pos")
+            cands[row, 0] = self.pos[idx[0]]
             cands[row, 1 : 1 + len(idx)] = self.neg[idx]
-            q = np.clip(self.p[idx], 1e-4, 1 - 1e-4)
-            logits[row, 1 : 1 + len(idx)] = -np.log(q / (1 - q))  # Bradley-Terry: s_j − s_pos
-        return users, cands, logits
+            p[row, : len(idx)], g[row, : len(idx)] = self.p[idx], self.g[idx]
+            mask[row, : len(idx)] = True
+        return users, cands, p, g, mask
 
 
 def pair_scores(model: TorchRecommender, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -87,11 +96,7 @@ class GuidedMixin:
         if self.guidance is not None:
             # one pass over the guidance pairs per epoch, spread over the backbone's steps
             steps = _steps_per_epoch(self, split)  # type: ignore[arg-type]
-            units = (
-                len(np.unique(self.guidance.users))
-                if self.guidance.form == "listwise"
-                else len(self.guidance.users)
-            )
+            units = len(self.guidance.groups[0])
             self.guidance.per_step = max(1, -(-units // max(steps, 1)))
             self.__dict__.pop("_train_seqs", None)
         return super().fit(split, **kwargs)  # type: ignore[misc]
@@ -120,29 +125,30 @@ def _steps_per_epoch(model: TorchRecommender, split: Split) -> int:
 
 
 def guidance_loss(model: TorchRecommender, g: Guidance) -> torch.Tensor:
-    """The auxiliary term for one training step (a random draw of pairs or users)."""
+    """The auxiliary term for one training step, over a random draw of users.
+
+    ``pairwise``: mean over the drawn pairs of g · BCE(sigmoid(s_pos − s_neg), p).
+    ``listwise``: cross-entropy of the student's softmax over each user's candidates against
+    the teacher's Bradley–Terry distribution (logit 0 for pos, −logit p for each negative).
+    """
     dev = model.device
-    if g.form == "pairwise":
-        k = g._rng.choice(len(g.users), size=min(g.per_step, len(g.users)), replace=False)
-        users = torch.as_tensor(g.users[k], device=dev)
-        items = torch.as_tensor(np.stack([g.pos[k], g.neg[k]], 1), device=dev)
-        s = pair_scores(model, users, items)
-        target = torch.as_tensor(g.p[k], dtype=s.dtype, device=dev)
-        weight = torch.as_tensor(g.g[k], dtype=s.dtype, device=dev)
-        bce = F.binary_cross_entropy_with_logits(s[:, 0] - s[:, 1], target, reduction="none")
-        return (weight * bce).mean()
-    if not hasattr(g, "_groups"):
-        g._groups = g.listwise_groups()  # type: ignore[attr-defined]
-    users_all, cands, logits = g._groups  # type: ignore[attr-defined]
-    k = g._rng.choice(len(users_all), size=min(g.per_step, len(users_all)), replace=False)
+    users, cands, p, gate, mask = g.groups
+    k = g._rng.choice(len(users), size=min(g.per_step, len(users)), replace=False)
     s = pair_scores(
-        model, torch.as_tensor(users_all[k], device=dev), torch.as_tensor(cands[k], device=dev)
+        model, torch.as_tensor(users[k], device=dev), torch.as_tensor(cands[k], device=dev)
     )
-    t = torch.as_tensor(logits[k], dtype=s.dtype, device=dev)
-    mask = torch.isfinite(t)
-    teacher = torch.softmax(t / g.temperature, dim=1)
-    student = torch.log_softmax(s.masked_fill(~mask, -1e9), dim=1)
-    return -(teacher * student.masked_fill(~mask, 0.0)).sum(1).mean()
+    pt = torch.as_tensor(p[k], dtype=s.dtype, device=dev)
+    m = torch.as_tensor(mask[k], device=dev)
+    if g.form == "pairwise":
+        w = torch.as_tensor(gate[k], dtype=s.dtype, device=dev) * m
+        bce = F.binary_cross_entropy_with_logits(s[:, :1] - s[:, 1:], pt, reduction="none")
+        return (w * bce).sum() / m.sum().clamp(min=1)
+    q = pt.clamp(1e-4, 1 - 1e-4)
+    t = torch.cat([torch.zeros_like(q[:, :1]), -torch.log(q / (1 - q))], dim=1)
+    full = torch.cat([torch.ones_like(m[:, :1]), m], dim=1)
+    teacher = torch.softmax((t / g.temperature).masked_fill(~full, -torch.inf), dim=1)
+    student = torch.log_softmax(s.masked_fill(~full, -torch.inf), dim=1).masked_fill(~full, 0.0)
+    return -(teacher * student).sum(1).mean()
 
 
 class GuidedBPR(GuidedMixin, BPR):
