@@ -134,7 +134,7 @@ def test_the_oracle_arm_is_never_worse_than_always_on_on_the_pairs():
         m = GuidedBPR(dim=16, epochs=4, patience=4, batch_size=8192, lr=1e-2, progress=False)
         m.guidance = Guidance(*cols, out.p, g, 5.0, pairs.prefixes())
         m.fit(split)
-        accs[name] = pair_accuracy(m, *cols)
+        accs[name] = pair_accuracy(m, *cols, pairs.prefixes())
     assert accs["oracle"] >= accs["always"], accs
 
 

@@ -164,11 +164,18 @@ BACKBONES: dict[str, type[TorchRecommender]] = {"bpr": GuidedBPR, "sasrec": Guid
 
 @torch.no_grad()
 def pair_accuracy(
-    model: TorchRecommender, users: np.ndarray, pos: np.ndarray, neg: np.ndarray
+    model: TorchRecommender,
+    users: np.ndarray,
+    pos: np.ndarray,
+    neg: np.ndarray,
+    prefixes: Sequence[np.ndarray],
 ) -> float:
     """Share of pairs the trained model orders pos above neg (prefix state; ties count wrong)."""
     if not len(users):
         return float("nan")
+    if isinstance(model, SequentialRecommender) and not hasattr(model, "_guidance_seqs"):
+        pad = left_pad(list(prefixes), model.max_len, model.n_items_)
+        model._guidance_seqs = torch.as_tensor(pad)  # type: ignore[attr-defined]
     model.net_.eval()
     correct = 0
     for lo in range(0, len(users), 4096):

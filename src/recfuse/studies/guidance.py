@@ -235,7 +235,7 @@ class GuidanceStudy(Study[GuidanceConfig]):
             "epochs": len(model.history_),
             "train_seconds": round(model.train_seconds_, 2),
             "score_seconds": scoring_seconds(model, state.split),
-            "pair_acc": pair_accuracy(model, *cols),
+            "pair_acc": pair_accuracy(model, *cols, state.prepared.prefixes),
             "coverage": float(np.mean(g)),
         }
         return CellResult(metrics, per_user=per_user, info=info)
