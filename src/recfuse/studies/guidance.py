@@ -31,6 +31,7 @@ from recfuse.evaluation import Evaluator
 from recfuse.guidance import (
     BACKBONES,
     Guidance,
+    LLMTeacher,
     PairSet,
     Prepared,
     pair_accuracy,
@@ -104,6 +105,14 @@ def load_data(name: str, max_users: int | None) -> Dataset:
     return subsample(ds, sample_users(ds, max_users, seed=0)) if max_users else ds
 
 
+def prompt_texts(dataset: Dataset, teacher: Any) -> list[str]:
+    """Item texts a teacher reads: titles for an LLM prompt (short, as the paper's prompts),
+    every text field for MiniLM similarity."""
+    if isinstance(teacher, LLMTeacher) and "title" in dataset.items.columns:
+        return dataset.items["title"].fillna("").astype(str).tolist()
+    return dataset.item_texts()
+
+
 def make_backbone(config: GuidanceConfig, train: TrainConfig) -> TorchRecommender:
     cls = BACKBONES[config.backbone]
     if config.backbone == "bpr":
@@ -131,8 +140,8 @@ class GuidanceStudy(Study[GuidanceConfig]):
     def _prepare_one(self, name: str, config: GuidanceConfig, folder: StudyFolder) -> DatasetState:
         dataset = load_data(name, config.max_users)
         split = make_split(dataset, "leave_one_out")
-        texts = dataset.item_texts()
         teacher = teacher_from_name(config.teacher, config.history_items)
+        texts = prompt_texts(dataset, teacher)
         tag = hashlib.sha256(
             json.dumps(
                 [name, config.result_fields(), teacher.identity()], sort_keys=True, default=str
