@@ -56,7 +56,8 @@ from recfuse.runs.study import (
 from recfuse.split import Split, make_split
 from recfuse.studies.dff_sample import sample_users, subsample
 
-ARMS = ("none", "global_kd", "always", "selective", "random", "oracle")
+ArmKind = Literal["none", "global_kd", "always", "selective", "random", "oracle"]
+ARMS: tuple[ArmKind, ...] = ("none", "global_kd", "always", "selective", "random", "oracle")
 GUIDED = ARMS[1:]
 METRICS = ("NDCG@10", "Recall@10")
 SLICES = ("all", "cold", "tail", "head")
@@ -67,9 +68,7 @@ class GuidanceConfig(StudyConfig):
 
     backbone: Literal["sasrec", "bpr"] = "sasrec"
     teacher: str = "minilm"
-    arms: list[Literal["none", "global_kd", "always", "selective", "random", "oracle"]] = Field(
-        default_factory=lambda: list(ARMS)
-    )
+    arms: list[ArmKind] = Field(default_factory=lambda: list(ARMS))
     lambdas: list[float] = Field(default_factory=lambda: [0.1, 1.0], min_length=1)
     gate: Literal["logistic", "mlp"] = "logistic"
     n_hard: int = Field(3, ge=0)
@@ -237,14 +236,14 @@ class GuidanceStudy(Study[GuidanceConfig]):
         per_user["cold"] = (per_user["n_history"] <= state.cold_max).astype(float)
         metrics = slice_metrics(per_user)
         g = model.guidance.g if kind != "none" else np.zeros(len(table))  # type: ignore[attr-defined]
-        cols = [table[c].to_numpy() for c in ("user", "pos", "neg")]
+        users, pos, neg = (table[c].to_numpy() for c in ("user", "pos", "neg"))
         info = {
             "lam": lam,
             "valid": float(model.best_valid_),
             "epochs": len(model.history_),
             "train_seconds": round(model.train_seconds_, 2),
             "score_seconds": scoring_seconds(model, state.split),
-            "pair_acc": pair_accuracy(model, *cols, state.prepared.prefixes),
+            "pair_acc": pair_accuracy(model, users, pos, neg, state.prepared.prefixes),
             "coverage": float(np.mean(g)),
         }
         return CellResult(metrics, per_user=per_user, info=info)
@@ -312,7 +311,7 @@ def scoring_seconds(model: TorchRecommender, split: Split, repeats: int = 3) -> 
 
 def chosen_lambdas(done: Results, ds: str, config: GuidanceConfig) -> dict[str, float] | None:
     """Per arm, the lambda with the best seed-0 validation NDCG@10 (None until all ran)."""
-    chosen = {}
+    chosen: dict[str, float] = {}
     for k in config.arms:
         lams = config.lambdas if k != "none" else [0.0]
         scores = {}

@@ -58,11 +58,13 @@ def gate_section(ds: str, state: Any) -> list[str]:
     return [*out, ""]
 
 
-def tests_section(final: Results, ds: str, arms: list[str]) -> tuple[list[str], dict[str, Any]]:
+def tests_section(
+    final: Results, ds: str, arms: list[str]
+) -> tuple[list[str], dict[tuple[str, str, str], Any]]:
     from recfuse.studies.guidance import SLICES, sliced
 
     out = [f"### Paired tests on {ds} (per-user, seeds averaged, Holm across arms)", ""]
-    comps: dict[str, Any] = {}
+    comps: dict[tuple[str, str, str], Any] = {}
     for s in SLICES:
         part = sliced(final, s)
         plan = [("none", [a for a in arms if a != "none"])]
@@ -128,7 +130,7 @@ def gain_plot(final: Results, ds: str, path: Any) -> None:
     plt.close(fig)
 
 
-def _verdicts(ds: str, comps: dict[str, Any], agg: pd.DataFrame) -> list[Verdict]:
+def _verdicts(ds: str, comps: dict[tuple[str, str, str], Any], agg: pd.DataFrame) -> list[Verdict]:
     out = []
     claims = [
         (("all", "selective", "none"), "overall gain: selective > no guidance"),
