@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -216,10 +217,10 @@ def teacher_from_name(name: str, history_items: int = 10, cache: str | None = No
     ``http://host:port/v1#model`` (any OpenAI-compatible endpoint)."""
     if name == "minilm":
         return MiniLMTeacher(history_items)
+    threads = int(os.environ.get("RECFUSE_THREADS", "1"))  # set by shared/tools/heavy
     if name in ("smollm2", "transformers"):
-        return LLMTeacher(
-            BackendSpec(kind="transformers", model="smollm2", threads=1), history_items, cache
-        )
+        spec = BackendSpec(kind="transformers", model="smollm2", threads=threads)
+        return LLMTeacher(spec, history_items, cache)
     if name.startswith("llamacpp:"):
         spec = BackendSpec(kind="llamacpp", model=name.split(":", 1)[1], threads=1)
         return LLMTeacher(spec, history_items, cache)
