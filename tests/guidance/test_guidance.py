@@ -192,3 +192,30 @@ def test_smollm2_teacher_reruns_from_the_cache(small, tmp_path: Path):
     assert again.cost["new_calls"] == 0 and again.cost["cache_hits"] == 4
     np.testing.assert_array_equal(first.p, again.p)
     assert isinstance(first.p_orders, np.ndarray) and first.p_orders.shape == (2, 2)
+
+
+def test_the_study_resumes_without_recomputing_a_cell(tmp_path: Path):
+    from recfuse.runs.study import load_study_config, run_study
+    from recfuse.studies.guidance import GuidanceStudy
+
+    sets = [
+        "backbone=bpr",
+        "train.epochs=1",
+        "train.batch_size=4096",
+        "train.lr=0.005",
+        "arms=[none,selective,oracle]",
+        "lambdas=[1.0]",
+        "seeds=[0]",
+        "max_users=80",
+        f"folder={tmp_path / 'study'}",
+    ]
+    summary = run_study(GuidanceStudy(), load_study_config(GuidanceStudy, overrides=sets), False)
+    assert "Teacher on ml-100k" in summary.markdown and "Gate on ml-100k" in summary.markdown
+    again = run_study(GuidanceStudy(), load_study_config(GuidanceStudy, overrides=sets), False)
+    log = (tmp_path / "study" / "log.txt").read_text()
+    assert log.count(" started") == 3  # three cells ran once; the rerun read them back
+    tail = "### Test metrics"  # the cells' tables; the teacher line adds the rerun's cost
+    assert again.markdown.split(tail)[1] == summary.markdown.split(tail)[1]
+    assert "rerun: {" in again.markdown and "'calls': 0" in again.markdown
+    runs = (tmp_path / "study" / "teacher_runs.jsonl").read_text().splitlines()
+    assert len(runs) == 2
