@@ -278,16 +278,21 @@ def guidance_for(kind: str, lam: float, prepared: Prepared, seed: int) -> Guidan
     )
 
 
-def slice_metrics(per_user: pd.DataFrame) -> dict[str, float]:
-    """Overall and per-slice means: cold users, tail targets, head targets."""
-    masks = {
+def slice_masks(per_user: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Boolean masks over per-user rows: all, cold users, tail targets, head targets."""
+    tail = per_user["target_tail"].to_numpy() >= 0.5
+    return {
         "all": np.ones(len(per_user), dtype=bool),
         "cold": per_user["cold"].to_numpy() > 0,
-        "tail": per_user["target_tail"].to_numpy() >= 0.5,
-        "head": per_user["target_tail"].to_numpy() < 0.5,
+        "tail": tail,
+        "head": ~tail,
     }
+
+
+def slice_metrics(per_user: pd.DataFrame) -> dict[str, float]:
+    """Overall and per-slice means: cold users, tail targets, head targets."""
     out = {}
-    for s, m in masks.items():
+    for s, m in slice_masks(per_user).items():
         for metric in METRICS:
             name = metric if s == "all" else f"{metric} {s}"
             out[name] = float(per_user.loc[m, metric].mean()) if m.any() else float("nan")
@@ -344,12 +349,7 @@ def sliced(results: Results, which: str) -> Results:
     for f in results.cells:
         pu = f.result.per_user
         assert pu is not None
-        mask = {
-            "all": np.ones(len(pu), dtype=bool),
-            "cold": pu["cold"].to_numpy() > 0,
-            "tail": pu["target_tail"].to_numpy() >= 0.5,
-            "head": pu["target_tail"].to_numpy() < 0.5,
-        }[which]
+        mask = slice_masks(pu)[which]
         out.append(Finished(f.cell, f.key, CellResult(f.result.metrics, pu[mask], f.result.info)))
     return Results(out)
 
