@@ -19,7 +19,7 @@ import typer
 
 # study name -> module with a typer-style ``main`` (imported when the CLI is built); the five
 # studies below are registered lazily instead. A module that is not present yet is skipped.
-STUDIES: dict[str, str] = {"guidance": "recfuse.studies.guidance"}
+STUDIES: dict[str, str] = {}
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -214,6 +214,31 @@ def xai(
         backend=backend, output=out,
     )  # fmt: skip
     run("recfuse.studies.xai:XAIStudy", preset, config, set_, opts)
+
+
+@app.command("guidance")
+def guidance(
+    dataset: str = typer.Option(None, help="Dataset (default ml-100k)."),
+    teacher: str = typer.Option(None, help="minilm, smollm2, llamacpp:<gguf> or http://...#model."),
+    backbone: str = typer.Option(None, help="sasrec (default) or bpr."),
+    seeds: int = typer.Option(None, min=1, help="Seeds 0..N-1 (default 3)."),
+    max_users: int = typer.Option(None, help="Random user subsample (e.g. MicroLens)."),
+    out: str = typer.Option(None, help="Folder that holds the study folder (default runs)."),
+    workers: int = typer.Option(None, help="Cells trained in parallel processes."),
+    preset: str = PRESET,
+    config: Path = CONFIG,
+    set_: list[str] = SET,
+) -> None:
+    """Selective LLM guidance (S-LLMR): teacher, gate, six arms, slices, verdicts."""
+    opts = _options(
+        datasets=[dataset] if dataset else None, teacher=teacher, backbone=backbone,
+        seeds=_seeds(seeds), max_users=max_users, output=out, workers=workers,
+    )  # fmt: skip
+    # BPR's own optimiser defaults (the shared TrainConfig's are SASRec's); --set wins
+    base = ["train.batch_size=4096", "train.lr=0.005"] if backbone == "bpr" else []
+    summary = run("recfuse.studies.guidance:GuidanceStudy", preset, config, [*base, *set_], opts)
+    for v in summary.verdicts:
+        typer.echo(f"- {v.line()}")
 
 
 for _name, _module in STUDIES.items():
