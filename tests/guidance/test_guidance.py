@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from recfuse.data import load_dataset
+from recfuse.data.subsample import sample_users, subsample
 from recfuse.errors import LeakageError
+from recfuse.evaluation.validation import fit_validated
 from recfuse.guidance import (
     GuidedBPR,
     LLMTeacher,
@@ -27,7 +29,6 @@ from recfuse.guidance.teachers import PAIRWISE_TEMPLATE
 from recfuse.llm.backend_spec import BackendSpec
 from recfuse.llm.cache import LLMCache
 from recfuse.split import Split, make_split
-from recfuse.studies.dff_sample import sample_users, subsample
 
 SENTINEL = "SENTINEL-HELD-OUT"
 
@@ -55,7 +56,9 @@ def _poisoned(split: Split, texts: list[str]) -> tuple[Split, list[str]]:
 def test_no_valid_or_test_item_reaches_a_prompt_or_a_gate_label(small):
     split, texts = _poisoned(*small)
     holdout = holdout_split(split)
-    backbone = GuidedBPR(dim=16, epochs=2, batch_size=4096, lr=5e-3, progress=False).fit(holdout)
+    backbone = fit_validated(
+        GuidedBPR(dim=16, epochs=2, batch_size=4096, lr=5e-3, progress=False), holdout
+    )
     pairs = build_pairs(holdout, backbone, n_hard=3, n_pop=2, top_k=50)
     check_pairs(pairs, split)  # the guard passes on honest pairs
     assert len(pairs.pairs) > 4 * holdout.valid["user"].nunique()
@@ -133,7 +136,7 @@ def test_the_oracle_arm_is_never_worse_than_always_on_on_the_pairs():
     for name, g in {"always": np.ones(len(t)), "oracle": right}.items():
         m = GuidedBPR(dim=16, epochs=4, patience=4, batch_size=8192, lr=1e-2, progress=False)
         m.guidance = Guidance(*cols, out.p, g, 5.0, pairs.prefixes())
-        m.fit(split)
+        fit_validated(m, split)
         accs[name] = pair_accuracy(m, *cols, pairs.prefixes())
     assert accs["oracle"] >= accs["always"], accs
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recfuse.evaluation.validation import fit_validated
 from recfuse.guidance.gate import GateFit, GateKind, fit_gate, gate_features, score_entropy
 from recfuse.guidance.pairs import PairSet, build_pairs, check_pairs, holdout_split
 from recfuse.guidance.teachers import Teacher, TeacherOutput
@@ -72,7 +73,7 @@ def prepare_guidance(
     """The whole offline stage on ``split``'s training period (see the module docstring)."""
     started = time.perf_counter()
     holdout = holdout_split(split)
-    prefix_model = make_backbone().fit(holdout)
+    prefix_model = fit_validated(make_backbone(), holdout)
     backbone_s = time.perf_counter() - started
     pairs = build_pairs(holdout, prefix_model, n_hard, n_pop, top_k, seed)
     check_pairs(pairs, split)

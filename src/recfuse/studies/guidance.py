@@ -27,7 +27,9 @@ from pydantic import Field
 from recfuse import atomic
 from recfuse.data import load_dataset
 from recfuse.data.dataset import Dataset
+from recfuse.data.subsample import sample_users, subsample
 from recfuse.evaluation import Evaluator
+from recfuse.evaluation.validation import fit_validated
 from recfuse.guidance import (
     BACKBONES,
     Guidance,
@@ -54,7 +56,6 @@ from recfuse.runs.study import (
     run_study,
 )
 from recfuse.split import Split, make_split
-from recfuse.studies.dff_sample import sample_users, subsample
 
 ArmKind = Literal["none", "global_kd", "always", "selective", "random", "oracle"]
 ARMS: tuple[ArmKind, ...] = ("none", "global_kd", "always", "selective", "random", "oracle")
@@ -230,7 +231,7 @@ class GuidanceStudy(Study[GuidanceConfig]):
         table = state.prepared.table
         if kind != "none":
             model.guidance = guidance_for(kind, lam, state.prepared, cell.seed)  # type: ignore[attr-defined]
-        model.fit(state.split)
+        fit_validated(model, state.split)
         result = Evaluator(state.split, ks=(10,)).evaluate(model, "test")
         per_user = result.per_user[["user", "n_history", "target_tail", *METRICS]].copy()
         per_user["cold"] = (per_user["n_history"] <= state.cold_max).astype(float)
