@@ -213,13 +213,13 @@ class MiniLMTeacher:
 
 
 def teacher_from_name(name: str, history_items: int = 10, cache: str | None = None) -> Any:
-    """``minilm`` | ``smollm2`` (transformers) | ``llamacpp:<gguf>`` |
+    """``minilm`` | ``smollm2`` (CTranslate2 where installed, else transformers) | ``llamacpp:<gguf>`` |
     ``http://host:port/v1#model`` (any OpenAI-compatible endpoint)."""
     if name == "minilm":
         return MiniLMTeacher(history_items)
     threads = int(os.environ.get("RECFUSE_THREADS", "1"))  # set by shared/tools/heavy
     if name in ("smollm2", "transformers"):
-        spec = BackendSpec(kind="transformers", model="smollm2", threads=threads)
+        spec = BackendSpec(kind="auto", model="smollm2", threads=threads)
         return LLMTeacher(spec, history_items, cache)
     if name.startswith("llamacpp:"):
         spec = BackendSpec(kind="llamacpp", model=name.split(":", 1)[1], threads=1)
