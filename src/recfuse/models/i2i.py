@@ -77,17 +77,20 @@ class I2IRecommender(Recommender):
 
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
         """[B, n_items]: Σ_j decay^j · S[trigger_j] over the ``n_recent`` latest items."""
+        out = self._triggers(histories) @ self.similarity_
+        return np.asarray(out.toarray() if sp.issparse(out) else out, dtype=np.float32)
+
+    def _triggers(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
+        """[B, n_items] CSR: weight decay^j on each user's j-th most recent item."""
         rows, cols, vals = [], [], []
         for r, hist in enumerate(histories):
             recent = np.asarray(hist[-self.n_recent :])[::-1]
             rows += [r] * len(recent)
             cols += recent.tolist()
             vals += [self.decay**j for j in range(len(recent))]
-        triggers = sp.csr_matrix(
+        return sp.csr_matrix(
             (np.asarray(vals, np.float32), (rows, cols)), shape=(len(histories), self.n_items_)
         )
-        out = triggers @ self.similarity_
-        return np.asarray(out.toarray() if sp.issparse(out) else out, dtype=np.float32)
 
 
 class ItemCF(I2IRecommender):
@@ -213,14 +216,8 @@ class EmbeddingI2I(I2IRecommender):
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
         """[B, n_items]: Σ_j decay^j cos(trigger_j, item) (a trigger's own score is masked by
         the evaluator as a seen item)."""
-        vectors = self.similarity_
-        out = np.zeros((len(histories), vectors.shape[0]), dtype=np.float32)
-        for r, hist in enumerate(histories):
-            recent = np.asarray(hist[-self.n_recent :])[::-1]
-            if len(recent):
-                weights = self.decay ** np.arange(len(recent), dtype=np.float32)
-                out[r] = (weights @ vectors[recent]) @ vectors.T
-        return out
+        triggers = self._triggers(histories)  # sparse [B, n_items]
+        return np.asarray((triggers @ self.similarity_) @ self.similarity_.T, dtype=np.float32)
 
 
 I2I_MODELS: dict[str, type[I2IRecommender]] = {

@@ -124,6 +124,26 @@ def baselines(
     run("recfuse.studies.baselines:BaselinesStudy", preset, config, set_, opts)
 
 
+@app.command("i2i")
+def i2i(
+    dataset: str = typer.Option(None, help="Comma-separated datasets (default amazon-scientific)."),
+    models: str = typer.Option(None, help="Comma-separated I2I models: itemcf,swing,emb."),
+    seeds: int = typer.Option(None, min=1, help="Seeds 0..N-1 (default 3)."),
+    teacher: str = typer.Option(None, help="minilm (default), smollm2 or http."),
+    out: str = typer.Option(None, help="Folder for the study folder."),
+    preset: str = PRESET,
+    config: Path = CONFIG,
+    set_: list[str] = SET,
+) -> None:
+    """LLM-I2I: generator + discriminator refine the data of ItemCF / Swing / embedding I2I."""
+    opts = _options(
+        datasets=[d.strip() for d in dataset.split(",") if d.strip()] if dataset else None,
+        models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
+        seeds=_seeds(seeds), teacher=teacher, output=out,
+    )  # fmt: skip
+    run("recfuse.studies.i2i.study:I2IStudy", preset, config, set_, opts)
+
+
 @app.command("cemg")
 def cemg(
     dataset: str = typer.Option(None, help="Dataset (default amazon-scientific)."),

@@ -6,7 +6,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from recfuse.evaluation.significance import holm, paired_arrays
@@ -141,12 +140,12 @@ def summarize(results: Results, folder: StudyFolder, extra: dict[str, Any]) -> S
             plots.append(str(path))
             lines += ["", f"Gain in Recall@10 over the original data by target popularity "
                       f"(training interactions of the target; {ds}):", "", gain_markdown(gains)]  # fmt: skip
-    lines += ["", "### Verdicts (paired t-test over users, Holm across models, >= 3 seeds)", ""]
-    lines += [f"- {v.line()}" for v in verdicts]
+    lines += ["", "Verdicts (below): paired t-test over users, Holm across the models of a claim, "
+              ">= 3 seeds."]  # fmt: skip
     lines += ["", "### Refinement cost and the discriminator's labelled check", ""]
     lines += [_cost_line(key, value) for key, value in extra.items()]
     text = "\n".join(lines) + "\n"
-    print(text)
+    print(text + "\n".join(f"- {v.line()}" for v in verdicts))
     print(f"study folder: {folder.path}")
     return Summary(text, verdicts, plots, {"refinement": extra})
 

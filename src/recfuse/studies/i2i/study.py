@@ -191,7 +191,9 @@ class I2IStudy(Study[I2IConfig]):
             k: v for k, v in cell.arm.items() if k != "name"})  # fmt: skip
         refined = self.data[(cell.dataset, cell.seed)]
         model = build_model(arm.model, config, cell.seed)
-        fractions = config.drop_fractions if arm.data in SELECTED else [arm.fraction]
+        fractions: list[float | None] = (
+            list(config.drop_fractions) if arm.data in SELECTED else [arm.fraction]
+        )
         return run_i2i_cell(model, refined, arm.data, fractions)
 
     def summarize(self, results: Results, folder: StudyFolder) -> Summary:
