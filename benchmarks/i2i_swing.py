@@ -25,7 +25,9 @@ def main() -> None:
     args = parser.parse_args()
     split = make_split(load_dataset(args.dataset), "leave_one_out", seed=0)
     evaluator = Evaluator(split, ks=(10,))
-    print(json.dumps({"load_before": os.getloadavg(), "threads": os.environ.get("OMP_NUM_THREADS")}))
+    print(
+        json.dumps({"load_before": os.getloadavg(), "threads": os.environ.get("OMP_NUM_THREADS")})
+    )
     models = [ItemCF()] + [Swing(max_users=cap) for cap in args.caps]
     for model in models:
         started = time.perf_counter()

@@ -25,6 +25,9 @@ PARAMS = {
     "bpr": {"dim": 8, "reg": 0.01},
     "sasrec": {"dim": 8, "max_len": 12, "blocks": 1, "heads": 2, "loss": "sampled", "negatives": 9},
     "gru4rec": {"dim": 8, "max_len": 12, "layers": 2, "dropout": 0.1},
+    "itemcf": {"k": 7, "mode": "conditional", "alpha": 0.3, "n_recent": 2},
+    "swing": {"alpha": 2.0, "user_alpha": 1.0, "max_users": 9, "k": 11, "seed": 4},
+    "embi2i": {"dim": 6, "n_recent": 3, "decay": 0.5, "seed": 2},
 }
 TRAIN = {"epochs": 1, "batch_size": 64, "lr": 0.01, "patience": 2, "valid_users": 50}
 

@@ -59,6 +59,9 @@ def test_gate_enforces_cap_tail_and_heldout(split: Split, tmp_path: Path) -> Non
     entries = list(gate.ledger.entries())
     assert [e["decision"] for e in entries[1:]] == ["allow", "deny", "deny", "deny", "deny"]
     gate.close()
+    from recfuse.governance import verify_ledger
+
+    assert verify_ledger(tmp_path / "ledger.db").ok  # the refinement log recomputes
 
 
 def test_generator_writes_only_allowed_tail_edges(

@@ -218,10 +218,3 @@ class EmbeddingI2I(I2IRecommender):
         the evaluator as a seen item)."""
         triggers = self._triggers(histories)  # sparse [B, n_items]
         return np.asarray((triggers @ self.similarity_) @ self.similarity_.T, dtype=np.float32)
-
-
-I2I_MODELS: dict[str, type[I2IRecommender]] = {
-    "itemcf": ItemCF,
-    "swing": Swing,
-    "emb": EmbeddingI2I,
-}
