@@ -47,6 +47,7 @@ def test_gate_enforces_cap_tail_and_heldout(split: Split, tmp_path: Path) -> Non
     held_item = int(split.valid["item"].iloc[0])
     assert len(gate.write_synthetic(item, np.arange(5), "t")) == 5
     assert len(gate.write_synthetic(item, np.arange(5, 21), "t")) == 0  # 5 + 16 > 20
+    assert len(gate.write_synthetic(item, np.arange(5, 21), "other")) == 16  # its own data set
     head = int(np.flatnonzero(~tail)[0])
     assert len(gate.write_synthetic(head, np.arange(2), "t")) == 0  # not a tail item
     gate.tail[held_item] = True
@@ -57,7 +58,8 @@ def test_gate_enforces_cap_tail_and_heldout(split: Split, tmp_path: Path) -> Non
     assert len(gate.drop_edges(edges, half, "t")) == len(edges)  # more than half: denied
     assert gate.denied == 4
     entries = list(gate.ledger.entries())
-    assert [e["decision"] for e in entries[1:]] == ["allow", "deny", "deny", "deny", "deny"]
+    decisions = [e["decision"] for e in entries[1:]]
+    assert decisions == ["allow", "deny", "allow", "deny", "deny", "deny"]
     gate.close()
     from recfuse.governance import verify_ledger
 

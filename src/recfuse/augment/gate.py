@@ -45,7 +45,8 @@ class RefinementGate:
         self.heldout = np.unique(pair_codes(held["user"], held["item"], split.n_items))
         self.n_items = split.n_items
         self.n_real = np.bincount(split.train["item"], minlength=split.n_items)
-        self.n_synthetic = np.zeros(split.n_items, dtype=np.int64)
+        #: synthetic edges written so far, per source (each source builds its own data set)
+        self.n_synthetic: dict[str, np.ndarray] = {}
         self.tail = tail
         self.denied = 0
 
@@ -56,7 +57,8 @@ class RefinementGate:
         """Ask to add (user, ``item``) for ``users``; returns the users written (none if denied)."""
         from recfuse.governance import PolicyDenied, Resource
 
-        attrs = {"n_real": int(self.n_real[item]), "n_synthetic": int(self.n_synthetic[item]),
+        written_so_far = self.n_synthetic.setdefault(source, np.zeros(self.n_items, np.int64))
+        attrs = {"n_real": int(self.n_real[item]), "n_synthetic": int(written_so_far[item]),
                  "tail": bool(self.tail[item])}  # fmt: skip
         context = {"requested": len(users),
                    "heldout_pairs": self.heldout_pairs(users, np.full(len(users), item))}  # fmt: skip
@@ -68,7 +70,7 @@ class RefinementGate:
         except PolicyDenied:
             self.denied += 1
             return np.zeros(0, dtype=np.int64)
-        self.n_synthetic[item] += len(written)
+        written_so_far[item] += len(written)
         return np.asarray(written, dtype=np.int64)
 
     def drop_edges(self, edges: pd.DataFrame, drop: np.ndarray, source: str) -> pd.DataFrame:
