@@ -31,3 +31,16 @@ def test_i2i_study_tiny_through_cli(tmp_path: Path) -> None:
     again = CliRunner().invoke(app, args)  # resumed: every cell read back, none recomputed
     assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime_ns for p in (folder / "cells").glob("*.json")} == stamps
+
+
+def test_bad_config_names_the_field() -> None:
+    import pytest
+
+    from recfuse.errors import ConfigError
+    from recfuse.runs.study import load_study_config
+    from recfuse.studies.i2i.study import I2IStudy
+
+    for override, field in (("models=[itemcf,foo]", "models"), ("arms=[gen,bar]", "arms"),
+                            ("drop_fractions=[0.7]", "drop_fractions"), ("per_item=21", "per_item")):  # fmt: skip
+        with pytest.raises(ConfigError, match=field):
+            load_study_config(I2IStudy, overrides=[override])

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from recfuse.augment.generator import GeneratorSettings
 from recfuse.runs.study import (
@@ -53,20 +53,13 @@ class I2IConfig(StudyConfig):
     swing_max_users: int = Field(50, ge=2, le=10_000)
     check_pairs: int = Field(2000, ge=10, le=100_000)
 
-    @field_validator("models")
+    @field_validator("models", "arms")
     @classmethod
-    def _models(cls, value: list[str]) -> list[str]:
-        bad = [m for m in value if m not in MODEL_NAMES]
+    def _known(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        known = MODEL_NAMES if info.field_name == "models" else DATA_ARMS
+        bad = [v for v in value if v not in known]
         if bad:
-            raise ValueError(f"unknown I2I models {bad} (known: {', '.join(MODEL_NAMES)})")
-        return value
-
-    @field_validator("arms")
-    @classmethod
-    def _arms(cls, value: list[str]) -> list[str]:
-        bad = [a for a in value if a not in DATA_ARMS]
-        if bad:
-            raise ValueError(f"unknown data arms {bad} (known: {', '.join(DATA_ARMS)})")
+            raise ValueError(f"unknown {info.field_name} {bad} (known: {', '.join(known)})")
         return value
 
     @field_validator("drop_fractions")
