@@ -95,9 +95,9 @@ class SimilarityTeacher:
 
 
 YES_NO_TEMPLATE = (
-    "A shopper bought these items, most recent last:\n{history}\n"
+    "A user chose these items, most recent last:\n{history}\n"
     "Candidate item:\n{item}\n"
-    "Would this shopper plausibly buy the candidate item? Answer yes or no."
+    "Would this user plausibly choose the candidate item? Answer yes or no."
 )
 
 
@@ -141,7 +141,7 @@ class LLMTeacher:
         # one job per distinct edge list: a second call with other edges never overwrites it
         digest = hashlib.sha256(np.stack([users, items]).astype(np.int64).tobytes()).hexdigest()
         name = f"{self.job}-{digest[:12]}"
-        template = PromptTemplate(YES_NO_TEMPLATE, version="i2i-yes-no-v1", max_field_chars=1200)
+        template = PromptTemplate(YES_NO_TEMPLATE, version="i2i-yes-no-v2", max_field_chars=1200)
         job = LLMJob(name, records, template, self.backend, task="score",
                      options=["yes", "no"], cache=self.cache, split=self.split, progress=False)  # fmt: skip
         self.calls += len(records)
