@@ -39,7 +39,8 @@ def metric_curves(results: Results, rounds: int) -> pd.DataFrame:
         values = []
         for r in range(rounds + 1):
             per_seed = [
-                _units(f).set_index("user")
+                _units(f)
+                .set_index("user")
                 .loc[[f"{m}|{j}" for j in range(len(PANEL))], f"r{r}"]
                 .mean()
                 for f in results.cells
