@@ -109,14 +109,19 @@ def run_agent(
     def generate(
         name: str, template: PromptTemplate, fields: list[dict[str, Any]], r: int
     ) -> list[str]:
-        records = [PromptRecord(f"seed{t.seed}", f) for t, f in zip(trajs, fields, strict=True)]
-        params = GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=1000 + r)
-        job = LLMJob(
-            name, records, template, backend=llm, params=params, cache=cache, progress=False
-        )
-        job.run()
-        outs = {o["id"]: (o["raw_text"] or "").strip() for o in job.cache.job_outputs(name)}
-        return [outs[f"seed{t.seed}"] for t in trajs]
+        # One job per seed: the sampling seed is part of the decoding parameters, so the seeds'
+        # trajectories differ (one shared seed made identical prompts identical answers).
+        texts = []
+        for t, f in zip(trajs, fields, strict=True):
+            params = GenerationParams(
+                max_tokens=max_tokens, temperature=temperature, seed=1000 * t.seed + r
+            )
+            job_name = f"{name}-seed{t.seed}"
+            job = LLMJob(job_name, [PromptRecord(f"seed{t.seed}", f)], template, backend=llm,
+                         params=params, cache=cache, progress=False)  # fmt: skip
+            job.run()
+            texts += [(o["raw_text"] or "").strip() for o in job.cache.job_outputs(job_name)]
+        return texts
 
     texts = generate(
         "xai-round0", ROUND0, [{"summary": summary["text"], "prices": prices}] * len(trajs), 0

@@ -222,7 +222,9 @@ def xai(
     dataset: str = typer.Option(None, help="Dataset (default agronomy)."),
     rounds: int = typer.Option(None, min=1, help="Rounds after round 0 (default 10)."),
     seeds: int = typer.Option(None, min=1, help="Seeds 0..N-1 (default 3)."),
-    backend: str = typer.Option(None, help="LLM backend kind (default transformers)."),
+    backend: str = typer.Option(
+        None, help="LLM backend kind (default auto: CTranslate2 where installed)."
+    ),
     out: str = typer.Option(None, help="Folder that holds the study folder."),
     preset: str = PRESET,
     config: Path = CONFIG,

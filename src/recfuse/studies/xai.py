@@ -47,7 +47,7 @@ class XAIConfig(StudyConfig):
     rounds: int = Field(10, ge=1, le=30)
     corn_price: float = Field(11.0, gt=0, description="$ per quintal of corn")
     n_price: float = Field(0.9, gt=0, description="$ per kg of nitrogen")
-    backend: str = Field("transformers", description="LLM backend kind for agent and judges")
+    backend: str = Field("auto", description="LLM backend kind (auto: CTranslate2 if installed)")
     model: str = Field("smollm2", description="LLM of the agent and the judges")
     temperature: float = Field(0.7, ge=0, le=2)
     max_tokens: int = Field(160, ge=16, le=1024)
