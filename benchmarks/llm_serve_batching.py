@@ -32,6 +32,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from llm_throughput import gen_prompts as prompts  # noqa: E402  (a sibling script, not a package)
 
+from recfuse.llm.base import GenerationParams
+
 
 def start_server(threads: int, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     """A `recfuse llm serve` subprocess on a free 127.0.0.1 port (``extra``: more options)."""
@@ -75,7 +77,11 @@ def served_round(clients: list[Any], batch: list[Any], max_tokens: int) -> tuple
 
     def client(i: int) -> None:
         start_line.wait()
-        tokens[i] = clients[i].generate([batch[i]], max_tokens=max_tokens)[0].completion_tokens
+        tokens[i] = (
+            clients[i]
+            .generate([batch[i]], GenerationParams(max_tokens=max_tokens))[0]
+            .completion_tokens
+        )
 
     workers = [threading.Thread(target=client, args=(i,)) for i in range(len(batch))]
     for w in workers:
@@ -100,13 +106,13 @@ def compare(threads: int, max_tokens: int, rounds: int, *extra: str) -> dict[str
         llm = TransformersLLM("smollm2", batch_size=8)
         batch = prompts(8)
         clients = [HTTPLLM(url, "smollm2", timeout_s=600, concurrency=1) for _ in batch]
-        clients[0].generate([batch[0]], max_tokens=2)  # warm-up, not timed
+        clients[0].generate([batch[0]], GenerationParams(max_tokens=2))  # warm-up, not timed
         health = url.removesuffix("/v1") + "/health"
         before = httpx.get(health).json()["batching"]
         local, remote = [], []
         for _ in range(rounds):
             started = time.perf_counter()
-            out = llm.generate(batch, max_tokens=max_tokens)
+            out = llm.generate(batch, GenerationParams(max_tokens=max_tokens))
             wall = time.perf_counter() - started
             local.append(sum(g.completion_tokens for g in out) / wall)
             tokens, wall = served_round(clients, batch, max_tokens)

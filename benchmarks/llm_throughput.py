@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from recfuse.llm.base import GenerationParams
+
 LLAMACPP_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 LLAMACPP_VERSION = "0.3.36"
 TITLES = [
@@ -84,12 +86,15 @@ def matmul_gflops(threads: int, seconds: float = 2.0) -> float:
 
 def bench_generate(llm: Any, batches: list[int], max_tokens: int) -> dict[str, Any]:
     out = {}
-    llm.generate(gen_prompts(2), max_tokens=2)  # warm-up
+    llm.generate(gen_prompts(2), GenerationParams(max_tokens=2))  # warm-up
     for size in batches:
         prompts = gen_prompts(size)
 
         def run(p: list[Any] = prompts) -> int:
-            return sum(g.completion_tokens for g in llm.generate(p, max_tokens=max_tokens))
+            return sum(
+                g.completion_tokens
+                for g in llm.generate(p, GenerationParams(max_tokens=max_tokens))
+            )
 
         tokens, wall = timed(run)
         out[str(size)] = {"tokens": tokens, "seconds": wall, "tokens_per_s": tokens / wall}

@@ -26,7 +26,7 @@ class FakeCaptioner:
     def __init__(self) -> None:
         self.prompts: list[list[dict[str, str]]] = []
 
-    def generate(self, prompts, max_tokens=32, temperature=0.0, **kwargs):
+    def generate(self, prompts, params=None):
         from recfuse.llm.base import Generation
 
         self.prompts.extend(prompts)

@@ -82,9 +82,9 @@ class CountingLLM:
         self.llm, self.calls = llm, 0
         self.backend, self.model_id = llm.backend, llm.model_id
 
-    def generate(self, prompts: Any, *a: Any, **kw: Any) -> Any:
+    def generate(self, prompts: Any, params: Any = None) -> Any:
         self.calls += len(prompts)
-        return self.llm.generate(prompts, *a, **kw)
+        return self.llm.generate(prompts, params)
 
     def score(self, prompt: Any, options: Any) -> Any:
         self.calls += 1

@@ -15,6 +15,7 @@ from recfuse.governance.ledger import Ledger
 from recfuse.governance.llm_gate import LLM_POLICY_DIR, GovernedLLM
 from recfuse.governance.policy import Policies
 from recfuse.governance.verify import verify_ledger
+from recfuse.llm.base import GenerationParams
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,11 @@ class FakeLLM:
         self.calls = 0
 
     def generate(
-        self, prompts: Sequence[str], max_tokens: int = 64, **_: object
+        self, prompts: Sequence[str], params: GenerationParams | None = None
     ) -> list[FakeGeneration]:
         self.calls += 1
-        return [FakeGeneration(p[::-1][:max_tokens], min(len(p), max_tokens)) for p in prompts]
+        n = (params or GenerationParams()).max_tokens
+        return [FakeGeneration(p[::-1][:n], min(len(p), n)) for p in prompts]
 
     def score(self, prompt: str, options: Sequence[str]) -> np.ndarray:
         self.calls += 1
@@ -56,7 +58,7 @@ def test_llm_calls_are_gated_and_provable(tmp_path: Path) -> None:
         )
         fake = FakeLLM()
         llm = GovernedLLM(fake, gov)
-        out = llm.generate(["why item 42?"], max_tokens=8)
+        out = llm.generate(["why item 42?"], GenerationParams(max_tokens=8))
         entry = ledger.entry(gov.last_entry or 0)
         assert entry["decision"] == "allow" and entry["resource"] == {
             "id": "fake-echo",
@@ -70,8 +72,8 @@ def test_llm_calls_are_gated_and_provable(tmp_path: Path) -> None:
         assert llm.hidden_states(["a"], [1, 2]).shape == (2, 1, 4)
         calls = fake.calls
         for bad in (
-            lambda: llm.generate(["x"], max_tokens=4096),  # too many tokens
-            lambda: llm.generate(["x"], temperature=2.0),  # 20000 > 15000 scaled
+            lambda: llm.generate(["x"], GenerationParams(max_tokens=4096)),  # too many tokens
+            lambda: llm.generate(["x"], GenerationParams(temperature=2.0)),  # 20000 > 15000 scaled
             lambda: llm.generate(["x" * 20_000]),  # a prompt that long is refused
             lambda: llm.score("q", [str(i) for i in range(100)]),
         ):

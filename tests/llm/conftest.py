@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from recfuse.llm.base import Generation, Pooling, Prompt
+from recfuse.llm.base import Generation, GenerationParams, Pooling, Prompt
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -192,13 +192,7 @@ class FakeScriptedLLM:
         return prompt if isinstance(prompt, str) else prompt.text
 
     def generate(
-        self,
-        prompts: Sequence[Prompt],
-        max_tokens: int = 64,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-        json_schema: dict[str, Any] | None = None,
-        seed: int = 0,
+        self, prompts: Sequence[Prompt], params: GenerationParams | None = None
     ) -> list[Generation]:
         out = []
         for prompt in prompts:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from recfuse.llm import BackendSpec, PromptTemplate, RawPrompt, score_many
-from recfuse.llm.base import Prompt
+from recfuse.llm.base import GenerationParams, Prompt
 
 pytestmark = pytest.mark.slow
 
@@ -47,27 +47,29 @@ CLEAR = [
 
 
 def test_float32_greedy_text_equals_transformers(smollm2: Any, ct2_float32: Any) -> None:
-    reference = smollm2.generate(PROMPTS, max_tokens=20)
-    fast = ct2_float32.generate(PROMPTS, max_tokens=20)
+    reference = smollm2.generate(PROMPTS, GenerationParams(max_tokens=20))
+    fast = ct2_float32.generate(PROMPTS, GenerationParams(max_tokens=20))
     assert [g.text for g in fast] == [g.text for g in reference]
     assert [g.finish_reason for g in fast] == [g.finish_reason for g in reference]
     assert [g.prompt_tokens for g in fast] == [g.prompt_tokens for g in reference]
     # Batching, bucketing and the prefix cache do not change greedy text.
-    assert [g.text for g in ct2_float32.generate(PROMPTS[::-1], max_tokens=20)] == [
-        g.text for g in reference[::-1]
-    ]
+    assert [
+        g.text for g in ct2_float32.generate(PROMPTS[::-1], GenerationParams(max_tokens=20))
+    ] == [g.text for g in reference[::-1]]
 
 
 def test_generate_respects_max_tokens_and_stop(ct2_int8: Any) -> None:
-    free = ct2_int8.generate([PROMPTS[3]], max_tokens=12)[0]
+    free = ct2_int8.generate([PROMPTS[3]], GenerationParams(max_tokens=12))[0]
     assert "Paris" in free.text and 0 < free.completion_tokens <= 12
-    short = ct2_int8.generate([PROMPTS[1]], max_tokens=3)[0]
+    short = ct2_int8.generate([PROMPTS[1]], GenerationParams(max_tokens=3))[0]
     assert short.completion_tokens == 3 and short.finish_reason == "length"
     word = "France" if "France" in free.text else free.text.split()[1]
-    cut = ct2_int8.generate([PROMPTS[3]], max_tokens=12, stop=[word])[0]
+    cut = ct2_int8.generate([PROMPTS[3]], GenerationParams(max_tokens=12, stop=tuple([word])))[0]
     assert word not in cut.text and free.text.startswith(cut.text)
     assert cut.finish_reason == "stop"
-    sampled = ct2_int8.generate(PROMPTS[:2], max_tokens=8, temperature=0.9, seed=3)
+    sampled = ct2_int8.generate(
+        PROMPTS[:2], GenerationParams(max_tokens=8, temperature=0.9, seed=3)
+    )
     assert all(g.text.strip() and g.completion_tokens <= 8 for g in sampled)
 
 

@@ -28,11 +28,13 @@ def test_http_generate_and_score_through_a_real_server(server_url: str, smollm2)
     client = HTTPLLM(server_url, "smollm2", timeout_s=60, concurrency=2)
     assert client.get_models() == ["smollm2"]
 
-    gens = client.generate([QUESTION, RawPrompt("The capital of France is")], max_tokens=8)
+    gens = client.generate(
+        [QUESTION, RawPrompt("The capital of France is")], GenerationParams(max_tokens=8)
+    )
     assert all(g.text.strip() for g in gens)
     assert gens[0].prompt_tokens > 5 and 0 < gens[0].completion_tokens <= 8
     # Greedy decoding of the same weights: the server answers what the local backend answers.
-    assert gens[0].text == smollm2.generate([QUESTION], max_tokens=8)[0].text
+    assert gens[0].text == smollm2.generate([QUESTION], GenerationParams(max_tokens=8))[0].text
 
     scores = client.score(QUESTION, ["Paris", "banana"])
     assert scores[0] > scores[1] + 3.0, scores
@@ -74,7 +76,7 @@ def test_http_retries_with_backoff_then_fails_clearly() -> None:
         port = sock.getsockname()[1]
     client = HTTPLLM(f"http://127.0.0.1:{port}", "m", max_retries=2, backoff_s=0.01, timeout_s=2)
     with pytest.raises(BackendError, match="after 3 tries"):
-        client.generate(["hi"], max_tokens=2)
+        client.generate(["hi"], GenerationParams(max_tokens=2))
     assert client.retries_used == 2
 
 

@@ -77,9 +77,11 @@ QUESTION = "What is the capital of France?"
 def test_streamed_pieces_join_to_the_unstreamed_answer(fake_url: str, collect: Any) -> None:
     llm = HTTPLLM(fake_url, "gpt-4o-mini", timeout_s=10, max_retries=0)
     pieces: list[str] = []
-    streamed = llm.generate_stream([QUESTION], max_tokens=64, on_text=collect(pieces))
+    streamed = llm.generate_stream(
+        [QUESTION], GenerationParams(max_tokens=64), on_text=collect(pieces)
+    )
     assert len(pieces) > 5 and "".join(pieces) == streamed[0].text == ANSWER
-    assert llm.generate([QUESTION], max_tokens=64)[0].text == ANSWER
+    assert llm.generate([QUESTION], GenerationParams(max_tokens=64))[0].text == ANSWER
     assert streamed[0].finish_reason == "stop"
 
 
@@ -95,7 +97,10 @@ def test_the_client_cuts_stop_strings_the_server_ignores(fake_url: str, collect:
     # " capital" arrives split across words; nothing of it is ever handed out.
     assert out[0].text == "Paris is the" == "".join(pieces)
     assert out[0].finish_reason == "stop"
-    assert llm.generate([QUESTION], stop=[" capital"])[0].text == "Paris is the"
+    assert (
+        llm.generate([QUESTION], GenerationParams(stop=tuple([" capital"])))[0].text
+        == "Paris is the"
+    )
 
 
 def test_on_text_false_stops_reading_and_errors_are_raised(fake_url: str) -> None:

@@ -46,9 +46,9 @@ class CountingLLM:
         self.batch_size = 1
         self.prompts: list[Any] = []
 
-    def generate(self, prompts: Sequence[Any], **kwargs: Any) -> Any:
+    def generate(self, prompts: Sequence[Any], params: Any = None) -> Any:
         self.prompts.extend(prompts)
-        return self.inner.generate(prompts, **kwargs)
+        return self.inner.generate(prompts, params)
 
 
 def _rows(db: Path) -> dict[str, tuple[str, float]]:

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from recfuse.errors import DataError
 from recfuse.features.captions import caption_prompt
 from recfuse.llm import http_backend
+from recfuse.llm.base import GenerationParams
 from recfuse.llm.cache import LLMCache, OutputRow
 from recfuse.llm.cli import app
 from recfuse.llm.http_backend import HTTPLLM
@@ -92,7 +93,7 @@ def test_retry_after_is_capped(busy_server: str, monkeypatch: pytest.MonkeyPatch
     waits: list[float] = []
     monkeypatch.setattr(http_backend.time, "sleep", waits.append)
     client = HTTPLLM(busy_server, "m", max_retries=2, backoff_s=0.01, chat_format="raw")
-    client.generate(["hi"], max_tokens=2)
+    client.generate(["hi"], GenerationParams(max_tokens=2))
     assert _Busy.calls == 2 and waits and max(waits) <= http_backend.MAX_RETRY_AFTER_S
 
 

@@ -283,9 +283,11 @@ def test_http_backend_streams_from_recfuse_serve(server: Any, collect: Any) -> N
     prompts: list[Prompt] = [QUESTION, RawPrompt(COUNT)]
     pieces: dict[int, list[str]] = {0: [], 1: []}
     streamed = llm.generate_stream(
-        prompts, max_tokens=8, on_text=lambda row, piece: collect(pieces[row])(row, piece)
+        prompts,
+        GenerationParams(max_tokens=8),
+        on_text=lambda row, piece: collect(pieces[row])(row, piece),
     )
-    plain = llm.generate(prompts, max_tokens=8)
+    plain = llm.generate(prompts, GenerationParams(max_tokens=8))
     assert [g.text for g in streamed] == [g.text for g in plain]
     assert all(len(pieces[i]) >= 3 and "".join(pieces[i]) == streamed[i].text for i in (0, 1))
     assert streamed[1].completion_tokens == 8  # usage from the last event
@@ -295,7 +297,7 @@ def test_http_backend_streams_from_recfuse_serve(server: Any, collect: Any) -> N
     )
     assert len(early[0].text) < len(plain[1].text)
     with pytest.raises(BackendError, match="max_tokens"):  # a refusal before any event
-        llm.generate_stream([QUESTION], max_tokens=CAP + 1)
+        llm.generate_stream([QUESTION], GenerationParams(max_tokens=CAP + 1))
 
 
 def test_sigterm_stops_decoding_and_the_server_exits_promptly(server: Any) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from recfuse.errors import ConfigError
 from recfuse.llm import PromptTemplate, RawPrompt
+from recfuse.llm.base import GenerationParams
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +15,9 @@ QUESTION = "What is the capital of France?"
 
 
 def test_generate_gives_sane_text(smollm2) -> None:
-    gens = smollm2.generate([QUESTION, "Name one colour of the rainbow."], max_tokens=12)
+    gens = smollm2.generate(
+        [QUESTION, "Name one colour of the rainbow."], GenerationParams(max_tokens=12)
+    )
     assert len(gens) == 2
     for gen in gens:
         assert gen.text.strip(), gen
@@ -25,13 +28,13 @@ def test_generate_gives_sane_text(smollm2) -> None:
         assert gen.finish_reason in ("stop", "length")
     assert "Paris" in gens[0].text
     # Batched and single generation agree for greedy decoding.
-    assert smollm2.generate([QUESTION], max_tokens=12)[0].text == gens[0].text
+    assert smollm2.generate([QUESTION], GenerationParams(max_tokens=12))[0].text == gens[0].text
 
 
 def test_generate_stop_string_cuts_the_text(smollm2) -> None:
-    free = smollm2.generate([QUESTION], max_tokens=12)[0].text
+    free = smollm2.generate([QUESTION], GenerationParams(max_tokens=12))[0].text
     word = "France" if "France" in free else free.split()[1]
-    cut = smollm2.generate([QUESTION], max_tokens=12, stop=[word])[0]
+    cut = smollm2.generate([QUESTION], GenerationParams(max_tokens=12, stop=tuple([word])))[0]
     assert word not in cut.text
     assert free.startswith(cut.text)
     assert cut.finish_reason == "stop"

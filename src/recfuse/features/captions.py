@@ -100,18 +100,13 @@ class DeviceCaptioner:
         self.batch_size = batch_size
 
     def generate(
-        self,
-        prompts: Sequence[Any],
-        max_tokens: int = 32,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-        json_schema: dict[str, Any] | None = None,
-        seed: int = 0,
+        self, prompts: Sequence[Any], params: GenerationParams | None = None
     ) -> list[Generation]:
         """Greedy captions (``temperature`` must be 0), batched by similar prompt length."""
         import torch
 
-        if temperature != 0 or stop:
+        params = params or GenerationParams(max_tokens=32)
+        if params.temperature != 0 or params.stop:
             raise CapabilityError("DeviceCaptioner decodes greedily, without stop strings")
         texts = [
             self.tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
@@ -131,7 +126,7 @@ class DeviceCaptioner:
             with torch.inference_mode():
                 out = self.model.generate(
                     **enc,
-                    max_new_tokens=max_tokens,
+                    max_new_tokens=params.max_tokens,
                     do_sample=False,
                     pad_token_id=self.tokenizer.pad_token_id,
                 )

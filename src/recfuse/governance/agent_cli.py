@@ -156,14 +156,14 @@ def ask(
     from recfuse.governance.ledger import Ledger
     from recfuse.governance.llm_gate import LLM_POLICY_DIR, GovernedLLM
     from recfuse.governance.policy import Policies
-    from recfuse.llm import load_llm
+    from recfuse.llm import GenerationParams, load_llm
 
     policy_set = Policies.from_dir(policies or LLM_POLICY_DIR)
     with Ledger(ledger_path) as ledger:
         governor = Governor(ledger, policy_set, actor="cli-user", keep_content=True)
         llm = GovernedLLM(load_llm(kind, model, threads=threads), governor)
         try:
-            answer = llm.generate([prompt], max_tokens=max_tokens)[0]
+            answer = llm.generate([prompt], GenerationParams(max_tokens=max_tokens))[0]
         except PolicyDenied as denied:
             typer.echo(f"denied: {denied}")
             raise SystemExit(1) from denied

@@ -16,6 +16,7 @@ from typing import Any
 
 from recfuse.governance.governor import Governor
 from recfuse.governance.policy import Resource
+from recfuse.llm.base import GenerationParams
 
 LLM_POLICY_DIR = Path(__file__).parent / "policies" / "llm"
 
@@ -40,29 +41,19 @@ class GovernedLLM:
     def _resource(self) -> Resource:
         return Resource("Model", self.model_id, {"backend": self.backend})
 
-    def generate(
-        self,
-        prompts: Sequence[Any],
-        max_tokens: int = 64,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-        json_schema: dict[str, Any] | None = None,
-        seed: int = 0,
-    ) -> list[Any]:
+    def generate(self, prompts: Sequence[Any], params: GenerationParams | None = None) -> list[Any]:
         """`LLM.generate`, gated; raises `PolicyDenied` (logged, model not called) if refused."""
         prompts = list(prompts)
-        params = {"max_tokens": max_tokens, "temperature": temperature, "stop": list(stop or []),
-                  "json_schema": json_schema, "seed": seed}  # fmt: skip
+        params = params or GenerationParams()
         context = {
             "n_prompts": len(prompts),
-            "max_tokens": int(max_tokens),
-            "temperature": float(temperature),
+            "max_tokens": int(params.max_tokens),
+            "temperature": float(params.temperature),
             "max_prompt_chars": max((_prompt_chars(p) for p in prompts), default=0),
         }
         return self.governor.run(
-            "generate", self._resource(), self.llm.generate, prompts, context=context,
-            inputs={"prompts": prompts, **params}, max_tokens=max_tokens, temperature=temperature,
-            stop=stop, json_schema=json_schema, seed=seed,
+            "generate", self._resource(), self.llm.generate, prompts, params, context=context,
+            inputs={"prompts": prompts, **params.as_dict()},
         )  # fmt: skip
 
     def score(self, prompt: Any, options: Sequence[str]) -> Any:

@@ -5,7 +5,7 @@ Quick use from other parts of recfuse::
 
     from recfuse.llm import fast_llm, score_many
     llm = fast_llm()                                    # SmolLM2, CTranslate2 int8 (shared)
-    llm.generate(["Describe: ..."], max_tokens=32)      # -> [Generation(text=...)]
+    llm.generate(["Describe: ..."], GenerationParams(max_tokens=32))  # -> [Generation(...)]
     llm.score("Is the sky blue?", [" yes", " no"])      # -> log-probs, shape [2]
     score_many(llm, [(prompt, ["A", "B"]), ...])        # -> one batched pass, [2] per item
     llm.hidden_states(["a title"], layers=[6, 12])      # -> [2, 1, 576] (transformers inside)

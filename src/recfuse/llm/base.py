@@ -108,15 +108,9 @@ class LLM(Protocol):
     model_id: str
 
     def generate(
-        self,
-        prompts: Sequence[Prompt],
-        max_tokens: int = 64,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-        json_schema: dict[str, Any] | None = None,
-        seed: int = 0,
+        self, prompts: Sequence[Prompt], params: GenerationParams | None = None
     ) -> list[Generation]:
-        """One `Generation` per prompt, in order."""
+        """One `Generation` per prompt, in order; ``params`` default to `GenerationParams()`."""
         ...
 
     def score(self, prompt: Prompt, options: Sequence[str]) -> np.ndarray:
@@ -222,23 +216,16 @@ def generate_streaming(
 ) -> list[Generation]:
     """`LLM.generate` that reports text as it arrives and can stop a prompt early.
 
-    A backend that can stream offers ``generate_stream(prompts, max_tokens=..., temperature=...,
-    stop=..., json_schema=..., seed=..., on_text=...)``: it calls ``on_text`` with each new piece
-    of text (never a stop string or half a character; the pieces join to the final text) and stops
-    that prompt's decoding when ``on_text`` returns False. Every other backend gets this default:
-    ``generate`` runs to completion and each prompt's whole text arrives in one piece.
+    A backend that can stream offers ``generate_stream(prompts, params, on_text)``: it calls
+    ``on_text`` with each new piece of text (never a stop string or half a character; the pieces
+    join to the final text) and stops that prompt's decoding when ``on_text`` returns False. Every
+    other backend gets this default: ``generate`` runs to completion and each prompt's whole text
+    arrives in one piece.
     """
-    kwargs: dict[str, Any] = {
-        "max_tokens": params.max_tokens,
-        "temperature": params.temperature,
-        "stop": list(params.stop),
-        "json_schema": params.json_schema,
-        "seed": params.seed,
-    }
     stream = getattr(llm, "generate_stream", None)
     if callable(stream):
-        return list(stream(prompts, on_text=on_text, **kwargs))
-    gens = llm.generate(prompts, **kwargs)
+        return list(stream(prompts, params, on_text))
+    gens = llm.generate(prompts, params)
     for row, gen in enumerate(gens):
         if gen.text:
             on_text(row, gen.text)

@@ -198,13 +198,7 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
     # ------------------------------------------------------------------ generate
 
     def generate(
-        self,
-        prompts: Sequence[Prompt],
-        max_tokens: int = 64,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-        json_schema: dict[str, Any] | None = None,
-        seed: int = 0,
+        self, prompts: Sequence[Prompt], params: GenerationParams | None = None
     ) -> list[Generation]:
         """Generate continuations, batched by shared prefix and length; greedy at temperature 0.
 
@@ -212,7 +206,7 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
         CTranslate2's sampler is not reproducible from call to call. ``json_schema`` does not
         constrain decoding (the job's parser validates instead).
         """
-        params = GenerationParams(max_tokens, temperature, tuple(stop or ()), json_schema, seed)
+        params = params or GenerationParams()
         encoded = [self.encode_split(p) for p in prompts]
         chunks = self._buckets(encoded, exact_length=False)
         if params.temperature > 0:

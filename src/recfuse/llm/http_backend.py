@@ -29,6 +29,7 @@ from recfuse.llm.base import (
     CapabilityError,
     Chat,
     Generation,
+    GenerationParams,
     Pooling,
     Prompt,
     RawPrompt,
@@ -211,49 +212,36 @@ class HTTPLLM:
 
     # ------------------------------------------------------------------ LLM interface
 
-    def _payload(
-        self,
-        prompt: Prompt,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        json_schema: dict[str, Any] | None,
-        seed: int,
-    ) -> tuple[str, dict[str, Any]]:
+    def _payload(self, prompt: Prompt, params: GenerationParams) -> tuple[str, dict[str, Any]]:
         """The endpoint and body for one prompt: chats to ``/chat/completions``, raw text to
         ``/completions``."""
         payload: dict[str, Any] = {
             "model": self.model,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "seed": seed,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "seed": params.seed,
         }
-        if stop:
-            payload["stop"] = list(stop)
+        if params.stop:
+            payload["stop"] = list(params.stop)
         chat = as_chat(prompt)
         if chat is None:
             assert isinstance(prompt, RawPrompt)
             return "/completions", {**payload, "prompt": prompt.text}
-        if json_schema is not None:
+        if params.json_schema is not None:
             payload["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "output", "schema": json_schema},
+                "json_schema": {"name": "output", "schema": params.json_schema},
             }
         return "/chat/completions", {**payload, "messages": chat}
 
     def generate(
-        self,
-        prompts: Sequence[Prompt],
-        max_tokens: int = 64,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-        json_schema: dict[str, Any] | None = None,
-        seed: int = 0,
+        self, prompts: Sequence[Prompt], params: GenerationParams | None = None
     ) -> list[Generation]:
         """One request per prompt, ``concurrency`` at a time; results in prompt order."""
+        params = params or GenerationParams()
 
         def one(prompt: Prompt) -> Generation:
-            path, payload = self._payload(prompt, max_tokens, temperature, stop, json_schema, seed)
+            path, payload = self._payload(prompt, params)
             started = time.perf_counter()
             body = self._post(path, payload)
             choice = body["choices"][0]
@@ -262,7 +250,7 @@ class HTTPLLM:
                 if "prompt" in payload
                 else ((choice.get("message") or {}).get("content") or "")
             )
-            text, _ = truncate_at_stop(text, stop or ())
+            text, _ = truncate_at_stop(text, params.stop)
             usage = body.get("usage") or {}
             return Generation(
                 text,
@@ -285,11 +273,7 @@ class HTTPLLM:
     def generate_stream(
         self,
         prompts: Sequence[Prompt],
-        max_tokens: int = 64,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-        json_schema: dict[str, Any] | None = None,
-        seed: int = 0,
+        params: GenerationParams | None = None,
         on_text: TextCallback | None = None,
     ) -> list[Generation]:
         """`generate` over server-sent events: ``on_text(prompt index, piece)`` as text arrives.
@@ -298,14 +282,15 @@ class HTTPLLM:
         connection failure before the first chunk is retried like any request; one after it
         raises `BackendError` (a retry would repeat text already handed out).
         """
+        params = params or GenerationParams()
         index = {id(p): i for i, p in enumerate(prompts)}
 
         def one(prompt: Prompt) -> Generation:
-            path, payload = self._payload(prompt, max_tokens, temperature, stop, json_schema, seed)
-            stream = TextStream(index[id(prompt)], stop or (), on_text)
+            path, payload = self._payload(prompt, params)
+            stream = TextStream(index[id(prompt)], params.stop, on_text)
             started = time.perf_counter()
             text, finish, usage = self._post_stream(path, payload, stream)
-            text, hit = truncate_at_stop(text, stop or ())
+            text, hit = truncate_at_stop(text, params.stop)
             stream.flush(text)
             return Generation(
                 text,

@@ -19,6 +19,7 @@ from recfuse.errors import ConfigError
 from recfuse.llm.base import (
     CapabilityError,
     Generation,
+    GenerationParams,
     Pooling,
     Prompt,
     RawPrompt,
@@ -89,27 +90,22 @@ class LlamaCppLLM:
         return str(self._template.render(messages=chat, add_generation_prompt=True))
 
     def generate(
-        self,
-        prompts: Sequence[Prompt],
-        max_tokens: int = 64,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-        json_schema: dict[str, Any] | None = None,
-        seed: int = 0,
+        self, prompts: Sequence[Prompt], params: GenerationParams | None = None
     ) -> list[Generation]:
         """Sequential generation (llama.cpp decodes one sequence at a time here)."""
+        params = params or GenerationParams()
         out = []
         for prompt in prompts:
             started = time.perf_counter()
-            self.llm.set_seed(seed)
+            self.llm.set_seed(params.seed)
             body = self.llm.create_completion(
                 self.render(prompt),
-                max_tokens=max_tokens,
-                temperature=temperature,
-                stop=list(stop or []) or None,
+                max_tokens=params.max_tokens,
+                temperature=params.temperature,
+                stop=list(params.stop) or None,
             )
             choice = body["choices"][0]
-            text, _ = truncate_at_stop(choice.get("text", ""), stop or ())
+            text, _ = truncate_at_stop(choice.get("text", ""), params.stop)
             usage = body.get("usage") or {}
             out.append(
                 Generation(

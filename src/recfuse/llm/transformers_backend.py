@@ -77,29 +77,19 @@ class TransformersLLM(HFPromptMixin, ScoreManyMixin):
     # ------------------------------------------------------------------ generate
 
     def generate(
-        self,
-        prompts: Sequence[Prompt],
-        max_tokens: int = 64,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-        json_schema: dict[str, Any] | None = None,
-        seed: int = 0,
+        self, prompts: Sequence[Prompt], params: GenerationParams | None = None
     ) -> list[Generation]:
         """Generate continuations, batched; greedy at temperature 0.
 
         Sampled outputs (temperature > 0) are seeded per batch, so they depend on how prompts
         are batched. ``json_schema`` does not constrain local decoding (see `GenerationParams`).
         """
-        return self.generate_stream(prompts, max_tokens, temperature, stop, json_schema, seed)
+        return self.generate_stream(prompts, params)
 
     def generate_stream(
         self,
         prompts: Sequence[Prompt],
-        max_tokens: int = 64,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-        json_schema: dict[str, Any] | None = None,
-        seed: int = 0,
+        params: GenerationParams | None = None,
         on_text: TextCallback | None = None,
     ) -> list[Generation]:
         """`generate` that calls ``on_text(prompt index, new text)`` after each decoding step.
@@ -108,7 +98,7 @@ class TransformersLLM(HFPromptMixin, ScoreManyMixin):
         incomplete character is held back until it resolves); ``on_text`` returning False stops
         that prompt (the rest of its batch goes on). See `recfuse.llm.base.generate_streaming`.
         """
-        params = GenerationParams(max_tokens, temperature, tuple(stop or ()), json_schema, seed)
+        params = params or GenerationParams()
         encoded = [self.encode(p) for p in prompts]
         results: list[Generation | None] = [None] * len(prompts)
         # Similar lengths share a batch: less padding, fewer wasted FLOPs.

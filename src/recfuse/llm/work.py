@@ -102,14 +102,7 @@ def _generate_batch(llm: LLM, items: list[WorkItem], task: TaskSpec) -> list[Ite
                 temperature=max(params.temperature, RETRY_TEMPERATURE),
                 seed=params.seed + attempt,
             )
-        gens = llm.generate(
-            [prompts[i] for i in pending],
-            max_tokens=params.max_tokens,
-            temperature=params.temperature,
-            stop=params.stop,
-            json_schema=params.json_schema,
-            seed=params.seed,
-        )
+        gens = llm.generate([prompts[i] for i in pending], params)
         retry = []
         for i, gen in zip(pending, gens, strict=True):
             totals[i][0] += gen.prompt_tokens
