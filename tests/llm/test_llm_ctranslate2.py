@@ -37,6 +37,8 @@ SCORE_ITEMS: list[tuple[Prompt, list[str]]] = [
     (PAIRWISE.build({"history": "Emma", "a": "Persuasion", "b": "Neuromancer"}), ["A", "B"]),
     (PAIRWISE.build({"history": "Dune; Solaris", "a": "Hyperion", "b": "Emma"}), ["A", "B"]),
     (TEMPLATE.build({"title": "Walden"}), [" yes", " no", " It is a memoir"]),
+    # a shared stem (the space token) and one digit each: two next-token passes, not seven
+    (RawPrompt("Rate Walden from 1 to 7. Grade:"), [f" {g}" for g in range(1, 8)]),
 ]
 # (prompt, better option, worse option) with a wide margin under the float32 model.
 CLEAR = [

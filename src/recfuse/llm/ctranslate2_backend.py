@@ -272,22 +272,31 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
         """Score every ``(prompt, options)`` item; one float64 ``[len(options)]`` per item.
 
         Prompt and options are tokenized separately and concatenated (as the transformers
-        backend does). Each distinct prompt runs once, batched with equal-length prompts of the
-        same template prefix (computed once per prefix); single-token options are read from
-        that one pass's next-token distribution, so a yes/no or A/B score costs one prompt pass
-        however many options. Longer options are scored as full sequences with ``score_batch``.
+        backend does). An option is the sum of its tokens' next-token log-probabilities; each
+        distinct context (prompt + the option's first t tokens) runs once, batched with
+        equal-length contexts of the same template prefix. So a yes/no or A/B score costs one
+        prompt pass however many options, and grades " 1" … " 7" (a shared space token, then a
+        digit) cost two. Options whose contexts would outnumber them (long, distinct phrases)
+        are scored as full sequences with ``score_batch`` instead.
         """
         encoded = [self.encode_split(prompt) for prompt, _ in items]
         option_ids = [self._option_ids(options) for _, options in items]
         out = [np.zeros(len(o), dtype=np.float64) for o in option_ids]
-        first = self._next_token_logprobs(encoded, [i for i, o in enumerate(option_ids) if o])
-        long_pairs: list[tuple[int, int]] = []
-        for i, opts in enumerate(option_ids):
-            for j, opt in enumerate(opts):
-                if len(opt) == 1:
-                    out[i][j] = first[i][opt[0]]
-                else:
-                    long_pairs.append((i, j))
+        stepwise = [i for i, o in enumerate(option_ids) if _contexts_pay(o)]
+        contexts = [(i, tuple(opt[:t])) for i in stepwise for opt in option_ids[i]
+                    for t in range(len(opt))]  # fmt: skip
+        wanted = list(dict.fromkeys(contexts))
+        extended = [(encoded[i][0] + list(stem), encoded[i][1]) for i, stem in wanted]
+        dists = self._next_token_logprobs(extended, list(range(len(extended))))
+        logprob = {key: dists[n] for n, key in enumerate(wanted)}
+        for i in stepwise:
+            for j, opt in enumerate(option_ids[i]):
+                out[i][j] = sum(
+                    float(logprob[(i, tuple(opt[:t]))][opt[t]]) for t in range(len(opt))
+                )
+        done = set(stepwise)
+        long_pairs = [(i, j) for i in range(len(items)) if i not in done
+                      for j in range(len(option_ids[i]))]  # fmt: skip
         if long_pairs:
             self._score_sequences(encoded, option_ids, long_pairs, out)
         return out
@@ -373,3 +382,10 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
 
             self._reference = TransformersLLM(self.model_ref, batch_size=self.batch_size)
         return np.asarray(self._reference.hidden_states(texts, layers, pooling))
+
+
+def _contexts_pay(options: list[list[int]]) -> bool:
+    """Whether next-token passes over the options' distinct prefixes are no more than the
+    full-sequence passes they replace (one per option; single-token options always pay)."""
+    contexts = {tuple(o[:t]) for o in options for t in range(len(o))}
+    return len(contexts) <= len(options)
