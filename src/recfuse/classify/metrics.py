@@ -77,5 +77,5 @@ def all_scores(
 def per_genre_table(true: np.ndarray, pred: np.ndarray, genres: Sequence[str]) -> dict[str, float]:
     """Genre name -> F1 (genres with a positive in ``true`` only)."""
     f1 = per_genre_f1(true, pred)
-    present = np.asarray(true).astype(bool).any(0)
+    present = np.asarray(np.asarray(true).astype(bool).any(axis=0)).reshape(-1).tolist()
     return {g: float(f) for g, f, ok in zip(genres, f1, present, strict=True) if ok}

@@ -126,7 +126,10 @@ class DualPathNet(nn.Module):
 
     def classifiers(self) -> torch.Tensor:
         """[2 + C, D] classifier vectors: Nonfiction, Fiction, genres."""
-        return self.gcn() if self.gcn is not None else self.free_classifiers
+        if self.gcn is not None:
+            return self.gcn()
+        assert self.free_classifiers is not None  # built when there is no GCN
+        return self.free_classifiers
 
     def forward(self, blurb: torch.Tensor, reviews: torch.Tensor, has_reviews: torch.Tensor):
         h = self.blurb_path(blurb)  # [B, H]
@@ -136,6 +139,7 @@ class DualPathNet(nn.Module):
         l1 = h @ (w[1] - w[0]) + self.bias_l1  # [B]
         if not self.hierarchical:
             return l1, h @ w[2:].T + self.bias_l2[:, 0]  # [B, C]
+        assert self.branch_scale is not None  # hierarchical models have one
         scaled = h[:, None, :] * (1 + self.branch_scale)[None]  # [B, 2, D]
         l2 = torch.einsum("bld,cd->bcl", scaled, w[2:]) + self.bias_l2[None]  # [B, C, 2]
         return l1, l2

@@ -113,19 +113,18 @@ def review_features(corpus: BookCorpus, mode: str, threshold: float | None = Non
 
 def make_method(name: str, corpus: BookCorpus, seed: int, use_reviews: bool) -> GenreClassifier:
     """A fresh, unfitted classifier for method ``name`` (see `METHODS`)."""
-    common = {"single_label": corpus.labels.single_label}
+    single = corpus.labels.single_label
     if name == "higemine":
-        return HiGeMineClassifier(
-            label_embeddings=corpus.label_emb, seed=seed, use_reviews=use_reviews, **common
-        )
+        return HiGeMineClassifier(label_embeddings=corpus.label_emb, seed=seed,
+                                  use_reviews=use_reviews, single_label=single)  # fmt: skip
     if name == "hier_nograph":
-        return hierarchical_mlp(seed=seed, use_reviews=use_reviews, **common)
+        return hierarchical_mlp(seed=seed, use_reviews=use_reviews, single_label=single)
     if name == "flat_mlp":
-        return flat_mlp(seed=seed, use_reviews=use_reviews, **common)
+        return flat_mlp(seed=seed, use_reviews=use_reviews, single_label=single)
     if name == "flat_logreg":
-        return LinearOvR(features="dense", **common)
+        return LinearOvR(features="dense", single_label=single)
     if name == "tfidf_logreg":
-        return LinearOvR(features="tfidf", **common)
+        return LinearOvR(features="tfidf", single_label=single)
     raise ConfigError(f"classify method must be one of {METHODS}, not {name!r}")
 
 

@@ -34,8 +34,9 @@ def _materialize_gguf(source: ModelSource) -> Path:
     model = AutoModelForCausalLM.from_pretrained(source.folder, gguf_file=source.gguf_file)
     tokenizer = AutoTokenizer.from_pretrained(source.folder, gguf_file=source.gguf_file)
     # save_pretrained refuses GGUF-quantized models until the quantization config is dropped.
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer.remove_quantization_config(model)
+    quantizer: Any = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)

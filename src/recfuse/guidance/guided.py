@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from recfuse.errors import ConfigError
 from recfuse.models.bpr import BPR
 from recfuse.models.sequential import SASRec, SequentialRecommender, left_pad
-from recfuse.models.training import TorchRecommender
+from recfuse.models.training import TorchRecommender, Validate
 from recfuse.split import Split
 
 
@@ -92,14 +92,14 @@ class GuidedMixin:
 
     guidance: Guidance | None = None
 
-    def fit(self, split: Split, **kwargs: Any) -> Any:
+    def fit(self, split: Split, validate: Validate | None = None, **kwargs: Any) -> Any:
         if self.guidance is not None:
             # one pass over the guidance pairs per epoch, spread over the backbone's steps
             steps = _steps_per_epoch(self, split)  # type: ignore[arg-type]
             units = len(self.guidance.groups[0])
             self.guidance.per_step = max(1, -(-units // max(steps, 1)))
             self.__dict__.pop("_train_seqs", None)
-        return super().fit(split, **kwargs)  # type: ignore[misc]
+        return super().fit(split, validate, **kwargs)  # type: ignore[misc]
 
     def build(self, split: Split) -> torch.nn.Module:
         net = super().build(split)  # type: ignore[misc]
