@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recfuse.explain.field import FieldAnalysis, Prices, load_field, optimal_n, spatial_blocks
@@ -13,6 +14,7 @@ from recfuse.explain.rubric import checks, cited_numbers, matches
 from recfuse.explain.tools import ToolGate
 from recfuse.governance.governor import PolicyDenied
 from recfuse.governance.ledger import Ledger
+from recfuse.runs.study import verdict
 from recfuse.studies.xai import early_stop
 
 
@@ -73,6 +75,65 @@ def test_early_stop_with_patience() -> None:
     assert early_stop([1.0, 2.0, 3.0, 2.5, 2.4, 4.0], patience=2) == 2
     assert early_stop([1.0, 2.0, 3.0, 2.5, 3.5, 4.0], patience=2) == 5
     assert early_stop([3.0, 2.0, 1.0], patience=1) == 0
+
+
+def _seed(seed: int, grades: dict[str, list[float]]) -> Any:
+    from recfuse.runs.study import Cell, CellResult, Finished
+
+    rows = [{"user": u, **{f"r{r}": g for r, g in enumerate(gs)}} for u, gs in grades.items()]
+    return Finished(Cell("agent", seed, "agronomy"), f"k{seed}", CellResult({}, pd.DataFrame(rows)))
+
+
+def test_cross_fit_judges_each_unit_at_the_round_the_other_judges_chose() -> None:
+    from recfuse.studies.xai import cross_fit_grades
+
+    # judge 0 peaks at round 2, judge 1 at round 1: each is read where the *other* stopped
+    cell = _seed(0, {"A|0": [1, 2, 5, 1], "B|0": [1, 2, 5, 1], "A|1": [1, 4, 2, 1]})
+    out = cross_fit_grades(cell, patience=1)
+    assert out.to_dict() == {"A|0": 2.0, "A|1": 2.0, "B|0": 2.0}
+
+
+def test_early_stopping_is_judged_by_held_out_judges() -> None:
+    """Grades drift down round by round; judge 0 alone likes round 1, judge 1 alone round 7
+    (beyond patience). Picking the round on both judges' grades and testing on them would
+    call judge 0's whim a gain; held-out judges do not."""
+    from functools import partial
+
+    from recfuse.runs.study import Results
+    from recfuse.studies.xai import claims, round_comparison, round_grades
+
+    rng = np.random.default_rng(0)
+
+    def grades(judge: int) -> list[float]:
+        g = 3.0 - 0.01 * np.arange(11) + rng.normal(0, 0.002, 11)
+        g[1 if judge == 0 else 7] += 1.0
+        return g.tolist()
+
+    units = [f"{m}|{j}" for m in "ABCDEFG" for j in range(2)]
+    cells = [_seed(s, {u: grades(int(u[-1])) for u in units}) for s in range(3)]
+    for f in cells:
+        f.result.metrics.update({f"r{r} panel": 0.0 for r in range(11)})
+    results = Results(cells)
+
+    def picked_on_same_grades(f: Any) -> pd.Series:
+        frame = f.result.per_user.set_index("user").sort_index()
+        r = early_stop(frame[[f"r{i}" for i in range(11)]].mean().tolist(), patience=2)
+        return frame[f"r{r}"]
+
+    start = partial(round_grades, rounds=[0])
+    biased = round_comparison(results, "agronomy", picked_on_same_grades, start, ("a", "b"))
+    assert verdict("biased", biased).status == "holds"  # what the cross-fit must not repeat
+
+    verdicts, _ = claims(results, "agronomy", rounds=10, patience=2)
+    assert [v.claim for v in verdicts] == [
+        "quality rises from round 0 to the paper's peak rounds 3-4",
+        "quality declines after rounds 3-4",
+        "early stopping (judged by held-out judges) beats round 0",
+    ]
+    # the drift is real (round 10 < rounds 3-4); the held-out early stop is no gain
+    assert [v.status for v in verdicts] == ["does not hold", "holds", "does not hold"], [
+        v.evidence for v in verdicts
+    ]
 
 
 class CountingLLM:

@@ -95,7 +95,7 @@ def xai_summary(results: Results, folder: StudyFolder, state: dict[str, Any]) ->
     table = round_table(results, rounds)
     curves = metric_curves(results, rounds)
     plot_curves(curves, table, folder.path / "xai_curves.png")
-    verdicts, peak = claims(results, results.cells[0].cell.dataset, rounds)
+    verdicts, peak = claims(results, results.cells[0].cell.dataset, rounds, state["patience"])
     frame = results.frame()
     panel = [frame[f"r{r} panel"].iloc[i] for i in range(len(frame)) for r in range(rounds + 1)]
     det = [

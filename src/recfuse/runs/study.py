@@ -485,6 +485,7 @@ class Comparison:
     seeds: tuple[int, ...]
     test: PairedTest
     p: float
+    units: str = "users"  # what the paired test pairs over (XAI pairs metric × judge units)
 
     @property
     def n_seeds(self) -> int:
@@ -494,7 +495,7 @@ class Comparison:
         t = self.test
         return (
             f"{self.arm} vs {self.reference} on {self.dataset}, {self.metric}: "
-            f"{t.mean_a:.4f} vs {t.mean_b:.4f} (diff {t.diff:+.4f}, {t.n_users} users, "
+            f"{t.mean_a:.4f} vs {t.mean_b:.4f} (diff {t.diff:+.4f}, {t.n_users} {self.units}, "
             f"{self.n_seeds} seed(s), p={self.p:.3g})"
         )
 
