@@ -36,6 +36,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "classify": ("recfuse.classify.cli", "Hierarchical genre classification."),
     "audit": ("recfuse.audit.cli", "Clever-Hans leakage audits."),
     "generative": ("recfuse.generative.cli", "Semantic IDs and generative recommendation."),
+    "explain": (
+        "recfuse.explain.cli:explain",
+        "Explain one recommendation of a run: SHAP, an LLM agent, scored rounds.",
+    ),
     "report": ("recfuse.report.cli", "Write a self-contained HTML report of a run or study."),
     "serve": ("recfuse.serving.cli", "Serve a run over HTTP; every request gated and audited."),
 }

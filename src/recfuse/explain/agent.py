@@ -1,5 +1,9 @@
 """The explanation agent: round 0 from SHAP, then one tool and one rewrite per round.
 
+The loop (`run_loop`) is one piece of code for every use; an `AgentTask` says what it explains:
+its prompts, its tool set (behind its own governance gate) and the argument rule. The agronomy
+use is `field_task` / `run_agent`; the recommender use is `recfuse.explain.ranker_agent`.
+
 Trajectories of several seeds advance together, so each round is one batched `LLMJob` (cached
 and resumable: a rerun asks the model nothing it was asked before). The model's own earlier text
 goes back into the prompt fenced as data; the numbers the tools produced are ours and trusted.
@@ -12,6 +16,7 @@ structured arguments; the doc says so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +93,46 @@ def arguments_for(tool: str, round_: int, used: int) -> dict[str, Any]:
     return rules[tool]
 
 
+@dataclass
+class AgentTask:
+    """One use of the agent loop: its prompts, its tool set and how a tool gets its arguments.
+
+    Job names are ``{prefix}-round{r}-seed{s}`` and ``{prefix}-choose{r}``; every rewrite prompt
+    gets ``previous`` (the last explanation), ``analyses`` (the tool texts so far) and the
+    ``context`` fields. ``call(tool, arguments)`` runs one tool through the governance gate.
+    """
+
+    prefix: str
+    round0: PromptTemplate
+    round0_fields: dict[str, Any]
+    rewrite: PromptTemplate
+    choose: PromptTemplate
+    tools: tuple[str, ...]
+    arguments_for: Callable[[str, int, int], dict[str, Any]]
+    call: Callable[[str, dict[str, Any]], dict[str, Any]]
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def field_task(analysis: FieldAnalysis, gate: ToolGate) -> AgentTask:
+    """The agronomy use: the field tools over one fitted yield model."""
+    prices = (
+        f"corn ${analysis.prices.corn_per_q:g} per quintal, "
+        f"nitrogen ${analysis.prices.n_per_kg:g} per kg"
+    )
+    summary = shap_summary(analysis)
+    return AgentTask(
+        prefix="xai",
+        round0=ROUND0,
+        round0_fields={"summary": summary["text"], "prices": prices},
+        rewrite=REWRITE,
+        choose=CHOOSE,
+        tools=TOOL_NAMES,
+        arguments_for=arguments_for,
+        call=lambda tool, args: gate.call(tool, args, analysis),
+        context={"prices": prices},
+    )
+
+
 def run_agent(
     analysis: FieldAnalysis,
     seeds: list[int],
@@ -99,11 +144,20 @@ def run_agent(
     max_tokens: int = 160,
 ) -> list[Trajectory]:
     """Rounds 0..``rounds`` for every seed: SHAP round 0, then choose, call, rewrite."""
-    prices = (
-        f"corn ${analysis.prices.corn_per_q:g} per quintal, "
-        f"nitrogen ${analysis.prices.n_per_kg:g} per kg"
-    )
-    summary = shap_summary(analysis)
+    task = field_task(analysis, gate)
+    return run_loop(task, seeds, rounds, llm, cache, temperature, max_tokens)
+
+
+def run_loop(
+    task: AgentTask,
+    seeds: list[int],
+    rounds: int,
+    llm: Any,
+    cache: Any = None,
+    temperature: float = 0.7,
+    max_tokens: int = 160,
+) -> list[Trajectory]:
+    """Rounds 0..``rounds`` of ``task`` for every seed: round 0, then choose, call, rewrite."""
     trajs = [Trajectory(s) for s in seeds]
 
     def generate(
@@ -123,47 +177,48 @@ def run_agent(
             texts += [(o["raw_text"] or "").strip() for o in job.cache.job_outputs(job_name)]
         return texts
 
-    texts = generate(
-        "xai-round0", ROUND0, [{"summary": summary["text"], "prices": prices}] * len(trajs), 0
-    )
-    for t, text in zip(trajs, texts, strict=True):
+    first = generate(f"{task.prefix}-round0", task.round0, [task.round0_fields] * len(trajs), 0)
+    for t, text in zip(trajs, first, strict=True):
         t.explanations.append(text)
     for r in range(1, rounds + 1):
-        choices = choose_tools(trajs, llm, cache, r)
+        choices = choose_tools(trajs, llm, cache, r, task)
         for t, tool in zip(trajs, choices, strict=True):
             used = sum(c["tool"] == tool for c in t.tools)
-            args = arguments_for(tool, r, used)
-            result = gate.call(tool, args, analysis)
+            args = task.arguments_for(tool, r, used)
+            result = task.call(tool, args)
             t.tools.append({"round": r, "tool": tool, "arguments": args, "result": result})
             t.analyses.append(f"{r}. {result['text']}")
         fields = [
-            {"previous": t.explanations[-1], "analyses": "\n".join(t.analyses), "prices": prices}
+            {"previous": t.explanations[-1], "analyses": "\n".join(t.analyses), **task.context}
             for t in trajs
         ]
-        for t, text in zip(trajs, generate(f"xai-round{r}", REWRITE, fields, r), strict=True):
+        rewritten = generate(f"{task.prefix}-round{r}", task.rewrite, fields, r)
+        for t, text in zip(trajs, rewritten, strict=True):
             t.explanations.append(text)
     return trajs
 
 
-def choose_tools(trajs: list[Trajectory], llm: Any, cache: Any, round_: int) -> list[str]:
+def choose_tools(
+    trajs: list[Trajectory], llm: Any, cache: Any, round_: int, task: AgentTask
+) -> list[str]:
     """The tool each trajectory's model scores highest (log-prob per character of its name)."""
     records = [
         PromptRecord(
             f"seed{t.seed}",
             {
                 "explanation": t.explanations[-1],
-                "tools": ", ".join(TOOL_NAMES),
+                "tools": ", ".join(task.tools),
                 "used": ", ".join(c["tool"] for c in t.tools) or "none",
             },
         )
         for t in trajs
     ]
-    name = f"xai-choose{round_}"
-    options = [f" {n}" for n in TOOL_NAMES]
+    name = f"{task.prefix}-choose{round_}"
+    options = [f" {n}" for n in task.tools]
     job = LLMJob(
         name,
         records,
-        CHOOSE,
+        task.choose,
         backend=llm,
         task="score",
         options=options,
@@ -176,5 +231,5 @@ def choose_tools(trajs: list[Trajectory], llm: Any, cache: Any, round_: int) -> 
         logprobs = out["parsed"]["logprobs"]
         # per character: a summed log-prob would favour the shortest tool name
         per_char = [logprobs[o] / len(o) for o in options]
-        picks[out["id"]] = TOOL_NAMES[int(np.argmax(per_char))]
+        picks[out["id"]] = task.tools[int(np.argmax(per_char))]
     return [picks[f"seed{t.seed}"] for t in trajs]

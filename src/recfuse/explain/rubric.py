@@ -17,7 +17,8 @@ The checks read the text itself:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -63,21 +64,38 @@ PANEL = (
     ),
 )
 GRADES = tuple(f" {g}" for g in range(1, 8))
+
+
+@dataclass(frozen=True)
+class Rubric:
+    """The seven metrics, what each means, and the judge prompts that grade them."""
+
+    metrics: tuple[str, ...]
+    definitions: Mapping[str, str]
+    panel: tuple[PromptTemplate, ...]
+
+
+AGRONOMY = Rubric(METRICS, DEFINITIONS, PANEL)
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:[.,]\d+)?")
 
 
 def panel_scores(
-    texts: Sequence[str], ids: Sequence[str], llm: Any, cache: Any = None, name: str = "xai-judge"
+    texts: Sequence[str],
+    ids: Sequence[str],
+    llm: Any,
+    cache: Any = None,
+    name: str = "xai-judge",
+    rubric: Rubric = AGRONOMY,
 ) -> dict[tuple[str, str, int], float]:
     """Expected 1-7 grade per (text id, metric, judge index), one batched score job per judge."""
     out: dict[tuple[str, str, int], float] = {}
-    for j, template in enumerate(PANEL):
+    for j, template in enumerate(rubric.panel):
         records = [
             PromptRecord(
-                f"{tid}|{m}", {"metric": m, "definition": DEFINITIONS[m], "explanation": t}
+                f"{tid}|{m}", {"metric": m, "definition": rubric.definitions[m], "explanation": t}
             )
             for tid, t in zip(ids, texts, strict=True)
-            for m in METRICS
+            for m in rubric.metrics
         ]
         job_name = f"{name}-{j}"
         job = LLMJob(
@@ -117,18 +135,40 @@ def checks(
 ) -> dict[str, float]:
     """The four deterministic scores of one explanation, each in [0, 1]."""
     cited = cited_numbers(text)
-    grounded = [v for v in cited if matches(v, known)]
-    words = len(text.split())
     price_hits = sum(any(abs(v - p) <= 0.01 * max(p, 1) for v in cited) for p in prices)
     n_hit = any(matches(v, optimal_ns) for v in cited) if optimal_ns else False
+    return number_checks(text, known, target_words, "cost", 0.25 * price_hits + 0.5 * float(n_hit))
+
+
+def number_checks(
+    text: str, known: Sequence[float], target_words: int, last: str, last_score: float
+) -> dict[str, float]:
+    """Specificity, groundedness, conciseness, the use's own fourth check (``last``: its
+    score), then the counts behind them (numbers cited, words)."""
+    cited = cited_numbers(text)
+    grounded = [v for v in cited if matches(v, known)]
+    words = len(text.split())
     return {
         "specificity": min(len(grounded), 10) / 10,
         "groundedness": len(grounded) / len(cited) if cited else 0.0,
         "conciseness": float(max(0.0, 1 - abs(words - target_words) / target_words)),
-        "cost": 0.25 * price_hits + 0.5 * float(n_hit),
+        last: last_score,
         "numbers cited": float(len(cited)),
         "words": float(words),
     }
+
+
+def early_stop(curve: Sequence[float], patience: int) -> int:
+    """The round early stopping keeps: the best so far when ``patience`` rounds bring no gain."""
+    best, best_round, bad = -np.inf, 0, 0
+    for r, value in enumerate(curve):
+        if value > best:
+            best, best_round, bad = value, r, 0
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    return best_round
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
@@ -138,3 +178,70 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
         return float("nan")
     return float(spearmanr(a, b).statistic)
+
+
+# ---- the recommender use: the same seven slots, the two domain metrics recast -------------------
+RANKER_METRICS = (
+    "Specificity",
+    "Clarity",
+    "Conciseness",
+    "Practicality",
+    "Contextual Relevance",
+    "Feature Attribution",  # the paper's Cost Consideration: what weighed how much
+    "Faithfulness",  # the paper's Crop Science Credibility: sound, nothing the analyses lack
+)
+RANKER_DEFINITIONS = {
+    "Specificity": "gives concrete numbers, items and factors rather than generalities",
+    "Clarity": "is easy for the user to follow",
+    "Conciseness": "says what matters without padding or repetition",
+    "Practicality": "tells the user which of their own items led to the recommendation",
+    "Contextual Relevance": "is about this user, their history and this item",
+    "Feature Attribution": "says which factors pushed the recommendation up or down, and how much",
+    "Faithfulness": "claims nothing the recommender's analyses do not show",
+}
+RANKER = Rubric(
+    RANKER_METRICS,
+    RANKER_DEFINITIONS,
+    (
+        PromptTemplate(
+            version="explain-judge-a-v1",
+            system="You are a strict reviewer of explanations that recommender systems give users.",
+            trusted_fields=("metric", "definition"),
+            user=(
+                "Grade this explanation on {metric} (it {definition}).\n{explanation}\n"
+                "Give a grade from 1 (very poor) to 7 (excellent). Grade:"
+            ),
+        ),
+        PromptTemplate(
+            version="explain-judge-b-v1",
+            system="You evaluate explanations written for the users of a recommender.",
+            trusted_fields=("metric", "definition"),
+            user=(
+                "Criterion: {metric} — the text {definition}.\nText:\n{explanation}\n"
+                "On a scale of 1 to 7, how well does the text meet the criterion? Answer:"
+            ),
+        ),
+    ),
+)
+#: words that name a ranker feature in an explanation (lower case, substrings)
+FEATURE_WORDS = {
+    "base_score": ("score",),
+    "base_rank": ("rank",),
+    "popularity": ("popular",),
+    "similarity": ("similar",),
+    "cooccurrence": ("together", "co-occur", "cooccur", "shared", "other users", "also "),
+    "item_age_days": (" age", " old", "recent", "days", " new"),
+}
+
+
+def ranker_checks(
+    text: str, known: Sequence[float], title: str, top_feature: str, target_words: int = 100
+) -> dict[str, float]:
+    """The four deterministic scores of one recommender explanation, each in [0, 1]: the
+    number checks, and attribution = the item named (0.5) and its largest-|SHAP| feature (0.5)."""
+    lower = f" {text.lower()}"
+    core = re.sub(r"\s*\(\d{4}\)\s*$", "", title).strip().lower()
+    core = re.sub(r",\s*(the|a|an)$", "", core)  # "Godfather, The" is written "The Godfather"
+    named = bool(core) and core in lower
+    feature = any(w in lower for w in FEATURE_WORDS[top_feature])
+    return number_checks(text, known, target_words, "attribution", 0.5 * named + 0.5 * feature)

@@ -6,6 +6,7 @@ explanation may cite. The numbers are what the deterministic checks hold an expl
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -136,21 +137,34 @@ assert set(_LABEL) == set(FEATURES) and set(ZONES) == {"W", "HT", "E", "LO"}
 
 
 class ToolGate:
-    """The Cedar gate over tool calls, with its ledger (one entry per call, allowed or not)."""
+    """The Cedar gate over tool calls, with its ledger (one entry per call, allowed or not).
 
-    def __init__(self, ledger_path: str | Path, actor: str = "xai-agent") -> None:
+    ``tools`` (name -> argument model), ``runner`` (validated call, subject -> result) and
+    ``policy_dir`` make one use's tool set; the defaults are the agronomy tools.
+    """
+
+    def __init__(
+        self,
+        ledger_path: str | Path,
+        actor: str = "xai-agent",
+        tools: Mapping[str, type[BaseModel]] | None = None,
+        runner: Callable[[Any, Any], dict[str, Any]] = run_tool,
+        policy_dir: Path = POLICY_DIR,
+    ) -> None:
+        self.tools = dict(TOOLS if tools is None else tools)
+        self.runner = runner
         self.ledger = Ledger(ledger_path)
-        self.governor = Governor(self.ledger, Policies.from_dir(POLICY_DIR), actor=actor)
+        self.governor = Governor(self.ledger, Policies.from_dir(policy_dir), actor=actor)
 
-    def call(self, name: str, arguments: dict[str, Any], analysis: FieldAnalysis) -> dict[str, Any]:
+    def call(self, name: str, arguments: dict[str, Any], analysis: Any) -> dict[str, Any]:
         """Validate, gate, run and log one tool call; `PolicyDenied` for a tool not allowed."""
-        known = name in TOOLS
+        known = name in self.tools
         resource = Resource("Tool", name, {"known": known})
         context = {"n_arguments": len(arguments)}
 
         def execute() -> dict[str, Any]:
-            call = TOOLS[name].model_validate({"tool": name, **arguments})
-            return run_tool(call, analysis)
+            call = self.tools[name].model_validate({"tool": name, **arguments})
+            return self.runner(call, analysis)
 
         return self.governor.run(
             "call_tool",

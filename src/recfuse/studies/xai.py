@@ -27,6 +27,7 @@ from pydantic import Field
 
 from recfuse import atomic
 from recfuse.evaluation.significance import paired_arrays
+from recfuse.explain.rubric import early_stop
 from recfuse.runs.study import (
     Cell,
     CellContext,
@@ -139,19 +140,6 @@ class XAIStudy(Study[XAIConfig]):
         from recfuse.explain.report import xai_summary
 
         return xai_summary(results, folder, self._state)
-
-
-def early_stop(curve: list[float], patience: int) -> int:
-    """The round early stopping keeps: the best so far when ``patience`` rounds bring no gain."""
-    best, best_round, bad = -np.inf, 0, 0
-    for r, value in enumerate(curve):
-        if value > best:
-            best, best_round, bad = value, r, 0
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    return best_round
 
 
 PAPER_PEAK = (3, 4)  # the paper's peak rounds: fixed before looking at our curves
