@@ -136,9 +136,7 @@ class FakeExplainerLLM:
         return np.array([-1.0 if self.favourite in o else -30.0 for o in options])
 
 
-def test_loop_control_flow_and_rerun_makes_no_new_llm_calls(
-    analysis: RankerAnalysis, tmp_path: Path
-) -> None:
+def test_loop_control_flow(analysis: RankerAnalysis, tmp_path: Path) -> None:
     case = RankerCase.build(analysis, USER)
     llm = FakeExplainerLLM("popularity_rank")
     settings = ExplainSettings(rounds=2, seeds=(0, 1))
@@ -155,3 +153,21 @@ def test_loop_control_flow_and_rerun_makes_no_new_llm_calls(
     assert llm.calls == asked and again == first
     with Ledger(tmp_path / "a" / "ledger.db") as led:
         assert sum(e["action"] == "call_tool" for e in led.entries()) == 4  # 2 rounds × 2 seeds
+
+
+@pytest.mark.slow
+def test_rerun_makes_no_new_llm_calls(analysis: RankerAnalysis, tmp_path: Path) -> None:
+    from test_xai import CountingLLM
+
+    from recfuse.llm import load_llm
+
+    case = RankerCase.build(analysis, USER)
+    llm = CountingLLM(load_llm())
+    # round 0 only: the loop's later rounds rerun from the cache in the control-flow test
+    settings = ExplainSettings(rounds=0, max_tokens=12)
+    cache = tmp_path / "llm.sqlite"
+    first = explain_case(case, llm, tmp_path / "a", settings, cache)
+    asked = llm.calls
+    assert asked == 1 + 7 * 2  # round 0's explanation; 7 metrics × 2 judges grade it
+    again = explain_case(case, llm, tmp_path / "b", settings, cache)
+    assert llm.calls == asked and again == first

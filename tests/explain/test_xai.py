@@ -151,6 +151,12 @@ class CountingLLM:
         self.calls += 1
         return self.llm.score(prompt, options)
 
+    def score_many(self, items: Any) -> Any:
+        from recfuse.llm.base import score_many
+
+        self.calls += len(items)
+        return score_many(self.llm, items)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.llm, name)
 

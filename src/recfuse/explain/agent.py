@@ -51,14 +51,13 @@ REWRITE = PromptTemplate(
         "much nitrogen to apply per zone. At most 150 words."
     ),
 )
+#: the tool-choice request of every use of the loop (each with its own system message)
+CHOOSE_USER = (
+    "Current explanation:\n{explanation}\nTools: {tools}. Already used: {used}.\n"
+    "Which one analysis would improve the explanation most? Answer with the tool name."
+)
 CHOOSE = PromptTemplate(
-    system=SYSTEM,
-    version="xai-choose-v1",
-    trusted_fields=("tools", "used"),
-    user=(
-        "Current explanation:\n{explanation}\nTools: {tools}. Already used: {used}.\n"
-        "Which one analysis would improve the explanation most? Answer with the tool name."
-    ),
+    system=SYSTEM, version="xai-choose-v1", trusted_fields=("tools", "used"), user=CHOOSE_USER
 )
 TOOL_NAMES = tuple(TOOLS)
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from recfuse import atomic
-from recfuse.explain.agent import AgentTask, Trajectory, run_loop
+from recfuse.explain.agent import CHOOSE_USER, AgentTask, Trajectory, run_loop
 from recfuse.explain.ranker import FEATURES, RankerAnalysis, ranker_quality
 from recfuse.explain.ranker_tools import RANKER_TOOLS, RankerCase, ranker_gate, ranker_summary
 from recfuse.explain.rubric import RANKER, early_stop, panel_scores, ranker_checks
@@ -49,13 +49,7 @@ REWRITE = PromptTemplate(
     ),
 )
 CHOOSE = PromptTemplate(
-    system=SYSTEM,
-    version="explain-choose-v1",
-    trusted_fields=("tools", "used"),
-    user=(
-        "Current explanation:\n{explanation}\nTools: {tools}. Already used: {used}.\n"
-        "Which one analysis would improve the explanation most? Answer with the tool name."
-    ),
+    system=SYSTEM, version="explain-choose-v1", trusted_fields=("tools", "used"), user=CHOOSE_USER
 )
 
 
