@@ -125,7 +125,7 @@ class FakeExplainerLLM:
     def __init__(self, favourite: str) -> None:
         self.favourite, self.calls = favourite, 0
 
-    def generate(self, prompts: Sequence[Any], *args: Any, **kwargs: Any) -> list[Generation]:
+    def generate(self, prompts: Sequence[Any], params: Any = None) -> list[Generation]:
         self.calls += len(prompts)
         return [
             Generation(f"Recommended because of {n} similar items.") for n in range(len(prompts))
