@@ -13,7 +13,7 @@ import pytest
 from recfuse.explain.ranker import FEATURES, RankerAnalysis, stage_histories
 from recfuse.explain.ranker_agent import ExplainSettings, explain_case
 from recfuse.explain.ranker_tools import RankerCase, ranker_gate, ranker_summary
-from recfuse.explain.rubric import cited_numbers
+from recfuse.explain.rubric import cited_numbers, matches, ranker_checks
 from recfuse.governance.governor import PolicyDenied
 from recfuse.governance.ledger import Ledger
 from recfuse.llm import Generation
@@ -171,3 +171,22 @@ def test_rerun_makes_no_new_llm_calls(analysis: RankerAnalysis, tmp_path: Path) 
     assert asked == 1 + 7 * 2  # round 0's explanation; 7 metrics × 2 judges grade it
     again = explain_case(case, llm, tmp_path / "b", settings, cache)
     assert llm.calls == asked and again == first
+
+
+def test_ranker_checks_hold_numbers_to_the_tool_outputs(
+    analysis: RankerAnalysis, tmp_path: Path
+) -> None:
+    case = RankerCase.build(analysis, USER)
+    gate = ranker_gate(tmp_path / "ledger.db")
+    result = gate.call("popularity_rank", {}, case)
+    gate.close()
+    count, rank = result["numbers"][:2]  # "<title> has N training users: popularity rank R ..."
+    title = case.title(case.item)
+    text = f"{title} is popular: {count:g} users watched it, rank {rank:g}, and 4242 others."
+    known = ranker_summary(case)["numbers"] + result["numbers"]
+    scores = ranker_checks(text, known, title, "popularity")
+    grounded = [v for v in cited_numbers(text) if matches(v, known)]
+    assert set(grounded) >= {count, rank} and 4242.0 not in grounded
+    assert scores["groundedness"] == pytest.approx(len(grounded) / len(cited_numbers(text)))
+    assert scores["attribution"] == 1.0  # the item and its feature named
+    assert ranker_checks("Nothing here.", known, title, "popularity")["attribution"] == 0.0

@@ -241,8 +241,9 @@ def _titles(model: Recommender) -> list[str]:
     return [str(t) for t in ids.titles]
 
 
-def ranker_quality(analysis: RankerAnalysis, k: int = 10) -> pd.DataFrame:
-    """HR@k and NDCG@k on the test targets, run model vs re-ranked top-N, per user.
+def ranker_quality(analysis: RankerAnalysis, k: int = 10, max_users: int = 3000) -> pd.DataFrame:
+    """HR@k and NDCG@k on the test targets, run model vs re-ranked top-N, per user (at most
+    ``max_users``, drawn with the analysis seed; items outside the top-N count as misses).
 
     For the reader only (the ranker and every feature were built without the test items):
     columns user, base hr, base ndcg, ranker hr, ranker ndcg.
@@ -251,6 +252,9 @@ def ranker_quality(analysis: RankerAnalysis, k: int = 10) -> pd.DataFrame:
     histories, last = stage_histories(split, "test")
     targets = split.test.groupby("user")["item"].first().to_dict()
     users = np.array(sorted(u for u in targets if u in histories), dtype=np.int64)
+    if len(users) > max_users:
+        rng = np.random.default_rng(analysis.seed)
+        users = np.sort(rng.choice(users, max_users, replace=False))
     cands = candidates_for(
         analysis.model, analysis.stats, users, [histories[u] for u in users],
         [last[u] for u in users], analysis.n_candidates,
