@@ -39,8 +39,9 @@ def explain(
     settings = ExplainSettings(rounds=rounds, seeds=seed_list, candidates=candidates, rank=rank)
     folder = out or Path(run) / f"explain-{user}"
     options = {"threads": threads} if threads else {}
-    llm = load_llm(backend, model, **options)
-    result = explain_recommendation(run, user, folder, settings, llm=llm)
+    result = explain_recommendation(
+        run, user, folder, settings, make_llm=lambda: load_llm(backend, model, **options)
+    )
     typer.echo(report_lines(result))
     typer.echo(f"written: {folder}/explanation.md, explanation.json, ledger.db")
 

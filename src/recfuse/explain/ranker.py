@@ -34,6 +34,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from recfuse.errors import DataError
 from recfuse.models.base import Recommender, mask_histories
 from recfuse.split import Split
 
@@ -192,7 +193,7 @@ class RankerAnalysis:
         x = np.vstack([c.features for c in cands])
         y = np.concatenate([np.isin(c.items, list(targets[c.user])) for c in cands]).astype(int)
         if y.sum() < 2:
-            raise ValueError(
+            raise DataError(
                 f"{y.sum()} validation items among the run model's top-{n_candidates}: "
                 "too few positives to train a re-ranker (raise --candidates)"
             )
@@ -220,7 +221,7 @@ class RankerAnalysis:
         histories, last = stage_histories(split, "test")
         if history is None:
             if user not in histories:
-                raise ValueError(f"user index {user} has no training or validation interactions")
+                raise DataError(f"user index {user} has no training or validation interactions")
             history = histories[user]
         now = last.get(user, float(split.train["time"].max()))
         return candidates_for(

@@ -13,6 +13,7 @@ asks nothing twice).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,11 +159,13 @@ def explain_recommendation(
     settings: ExplainSettings | None = None,
     llm: Any = None,
     cache: Any = None,
+    make_llm: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """Load the run, train the re-ranker, explain user ``user_id``'s recommendation into ``out``.
 
     Writes ``explanation.json`` (everything), ``explanation.md`` (readable) and ``ledger.db``
-    (every tool call, allowed or denied). ``llm`` defaults to SmolLM2 (`recfuse.llm.fast_llm`).
+    (every tool call, allowed or denied). The LLM: ``llm``, else ``make_llm()`` (called once the
+    user and the ranker are known to be fine), else SmolLM2 (`recfuse.llm.fast_llm`).
     """
     from recfuse.runs.load import load_run
 
@@ -172,6 +175,8 @@ def explain_recommendation(
     model = load_run(run)
     analysis = RankerAnalysis.fit(model, settings.candidates, settings.seed)
     case = RankerCase.build(analysis, str(user_id), settings.rank)
+    if llm is None and make_llm is not None:
+        llm = make_llm()
     if llm is None:
         from recfuse.llm import fast_llm
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from recfuse.errors import ConfigError
 from recfuse.explain.ranker import FEATURES, LABELS, RankerAnalysis
 from recfuse.explain.rubric import cited_numbers
 from recfuse.explain.tools import POLICY_DIR, ToolGate
@@ -88,7 +89,7 @@ class RankerCase:
         case = analysis.user_case(user)
         order, margins = analysis.ranked(case)
         if not 1 <= rank <= len(order):
-            raise ValueError(f"rank {rank}: the ranker has {len(order)} candidates")
+            raise ConfigError(f"--rank {rank}: the ranker has {len(order)} candidates")
         values, base = analysis.shap(case.features)
         return cls(analysis, str(user_id), user, case, order, margins, values, base,
                    int(order[rank - 1]))  # fmt: skip
