@@ -166,6 +166,7 @@ class RankerAnalysis:
     n_candidates: int
     seed: int
     info: dict[str, Any] = field(default_factory=dict)
+    _test: list[Any] = field(default_factory=list, repr=False)
 
     @classmethod
     def fit(
@@ -218,7 +219,9 @@ class RankerAnalysis:
     def user_case(self, user: int, history: np.ndarray | None = None) -> Candidates:
         """The user's test-stage candidates (history: training + validation, or ``history``)."""
         split = self.model.split_
-        histories, last = stage_histories(split, "test")
+        if not self._test:  # computed once: every what-if call comes back here
+            self._test.extend(stage_histories(split, "test"))
+        histories, last = self._test
         if history is None:
             if user not in histories:
                 raise DataError(f"user index {user} has no training or validation interactions")
