@@ -52,12 +52,14 @@ def _version(value: bool) -> None:
 
 
 def demo(
-    full: bool = typer.Option(False, help="Run the full preset instead of the fast one."),
+    sets: list[str] = typer.Option(
+        [], "--set", help="Override a field of the demo preset, e.g. --set seeds=[0]."
+    ),
 ) -> None:
-    """The main job: the DFF study's fast preset on MicroLens-50k (see README)."""
+    """The main job: the DFF study's demo preset on Amazon-Scientific, all users (see README)."""
     from recfuse.demo import run_demo
 
-    run_demo(full=full)
+    run_demo(sets)
 
 
 def _root(

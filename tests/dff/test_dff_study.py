@@ -104,17 +104,3 @@ def test_a_changed_budget_retrains_instead_of_relabelling(
     keys_one = {p.name for p in (first / "cells").glob("*.json")}
     keys_two = {p.name for p in (second / "cells").glob("*.json")}
     assert not keys_one & keys_two  # no cell of the old budget was reused
-
-
-def test_demo_runs_the_fast_preset_with_one_seed(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    """`make demo`'s entry point builds the fast DFF config and hands it to the skeleton."""
-    import recfuse.runs.study as skeleton
-    from recfuse.demo import run_demo
-
-    seen: list[object] = []
-    monkeypatch.setattr(skeleton, "run_study", lambda study, config: seen.append(config))
-    run_demo()
-    (config,) = seen
-    assert config.seeds == [0] and config.max_users == 2000 and config.train.epochs == 15  # type: ignore[attr-defined]
-    assert config.datasets == ["microlens-50k"] and config.workers == 2  # type: ignore[attr-defined]
-    assert "2000 users" in capsys.readouterr().out

@@ -61,6 +61,7 @@ def _arm_rows(results: Results, ds: str) -> dict[str, dict[str, Any]]:
             "recall_mean": float(np.mean([c.result.metrics["Recall@10"] for c in cells])),
             "id_table": bool(cells[0].result.info["has_id_table"]),
             "seconds": float(np.mean([c.result.info["train_seconds"] for c in cells])),
+            "epochs": float(np.mean([c.result.info["epochs"] for c in cells])),
         }
     return rows
 
@@ -84,8 +85,8 @@ def table_markdown(
                     key=lambda a: (rows[a]["kind"] != "fusion", rows[a]["layer"]))  # fmt: skip
     lines = [
         f"| arm | layer | ID table | valid {METRIC} | test {METRIC} (mean ± std) | Recall@10 | "
-        "vs ID only (Δ, paired t p, unadjusted) | vs best single layer (Δ, p) | train s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "vs ID only (Δ, paired t p, unadjusted) | vs best single layer (Δ, p) | epochs | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     best = alias["fusion-best"]
     for name in dict.fromkeys(shown):
@@ -99,7 +100,7 @@ def table_markdown(
             f"{'yes' if row['id_table'] else 'no'} | {row['valid_mean']:.4f} | "
             f"{row['test_mean']:.4f} ± {row['test_std']:.4f} | {row['recall_mean']:.4f} | "
             f"{_delta(results, ds, target, 'id')} | {_delta(results, ds, target, best)} | "
-            f"{row['seconds']:.0f} |"
+            f"{row['epochs']:.1f} | {row['seconds']:.0f} |"
         )
     return lines
 
@@ -208,5 +209,5 @@ def dataset_report(
     plot_sweep(plot, rows, ref, f"{ds} {config.model} {config.backbone}")
     lines += ["", f"Layer sweep plot: {plot}", ""]
     data = {"layer_weights": {"per_seed": weights, "mean": mean_weights}, "aliases": alias,
-            "rows": list(rows.values())}  # fmt: skip
+            "rows": list(rows.values()), "notes": notes}  # fmt: skip
     return Summary("\n".join(lines), found, [str(plot)], data)

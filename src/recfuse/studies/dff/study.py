@@ -39,6 +39,8 @@ from recfuse.studies.dff.arms import Arm
 from recfuse.studies.dff.features import StudyFeatures
 
 METRIC = "NDCG@10"
+#: the demo preset's budget (see `DFFStudy.presets["demo"]`)
+DEMO_SWEEP_STRIDE, DEMO_MAX_EPOCHS, DEMO_PATIENCE = 3, 100, 5
 
 
 class DFFConfig(StudyConfig):
@@ -94,6 +96,28 @@ class DFFStudy(Study[DFFConfig]):
         },
         # the benchmark; on a shared 2-core machine still a user subsample and a time budget
         "full": {},
+        # make demo: the DFF question answered in <= 15 min from a cold cache on 2 cores —
+        # amazon-scientific, every user, 3 seeds, each model trained to early stopping on
+        # validation (no wall-clock cap). Arms: ID only, fusion at layers 0/3/6 (the sweep
+        # picks the best on validation), replacement at the last and the best layer, DFF over
+        # layers 0/3/6. Sized with timed trial runs (docs/demo.md).
+        "demo": {
+            "datasets": ["amazon-scientific"],
+            "seeds": [0, 1, 2],
+            "max_users": None,
+            "sweep_stride": DEMO_SWEEP_STRIDE,
+            "fusion_modes": False,
+            "replace_sweep": False,
+            "workers": 2,
+            "threads": 1,
+            "train": {
+                "epochs": DEMO_MAX_EPOCHS,
+                "patience": DEMO_PATIENCE,
+                "max_seconds": None,
+                "valid_users": None,
+                "progress": False,
+            },  # fmt: skip
+        },
     }
 
     def __init__(
@@ -102,8 +126,11 @@ class DFFStudy(Study[DFFConfig]):
         store: Any = None,
         progress: bool = True,
         echo: Callable[[str], Any] = print,
+        echo_report: bool = True,
     ) -> None:
         self.dataset_obj, self.store, self.progress, self.echo = dataset_obj, store, progress, echo
+        # False: the summary goes to results.md only (the demo prints its own one-screen summary)
+        self.echo_report = echo_report
         self.prepared: dict[str, Prepared] = {}
         self.config: DFFConfig | None = None
 
@@ -130,7 +157,7 @@ class DFFStudy(Study[DFFConfig]):
             )  # fmt: skip
             prepared = Prepared(
                 full, data, split, feats, sweep_layers(feats.n_layers, config.sweep_stride),
-                f"{len(users)} of {full.n_users} users (random, seed 0, >= 3 interactions)",
+                users_note(len(users), full.n_users, config.max_users),
                 f"{data.n_items} of {full.n_items} items (those the sampled users touched)",
                 {
                     "split": fingerprint(split.train, split.valid, split.test),
@@ -229,10 +256,11 @@ class DFFStudy(Study[DFFConfig]):
             [plot for p in parts for plot in p.plots],
             {ds: p.data for ds, p in zip(self.config.datasets, parts, strict=True)},
         )
-        self.echo(summary.markdown)
-        for v in summary.verdicts:
-            self.echo(f"- {v.line()}")
-        self.echo(f"study folder: {folder.path}")
+        if self.echo_report:
+            self.echo(summary.markdown)
+            for v in summary.verdicts:
+                self.echo(f"- {v.line()}")
+            self.echo(f"study folder: {folder.path}")
         return summary
 
 
@@ -249,6 +277,13 @@ def best_layer(results: Results, ds: str, kind: str, sweep: list[int]) -> int:
 
     scores = {layer: score(layer) for layer in sweep}
     return max(scores, key=lambda k: scores[k])
+
+
+def users_note(kept: int, total: int, asked: int | None) -> str:
+    """How the study's users were chosen (every eligible one, or a random sample)."""
+    if asked is None or kept < asked:
+        return f"all {kept} of {total} users with >= 3 interactions"
+    return f"{kept} of {total} users (random, seed 0, >= 3 interactions)"
 
 
 def time_cap(seconds: float | None) -> str:
