@@ -51,10 +51,10 @@ def _header(config: DFFConfig) -> str:
     users = "every user" if config.max_users is None else f"{config.max_users} sampled users"
     return (
         f"recfuse demo: the DFF study (preset 'demo') on {', '.join(config.datasets)} with "
-        f"{config.model} + {config.backbone}, {users}; arms: ID only, fusion over the layer "
-        f"sweep (every {config.sweep_stride}. layer from 0, and the last), replacement at the "
-        f"last and the validation-best layer, DFF over the sweep; {len(config.seeds)} seeds; "
-        f"each model "
+        f"{config.model} + {config.backbone} (dim {config.dim}), {users}; arms: ID only, fusion "
+        f"over the layer sweep (stride {config.sweep_stride} from layer 0, and the last), "
+        f"replacement at the last and the validation-best layer, DFF over the sweep; "
+        f"{len(config.seeds)} seeds; lr {t.lr:g}; each model "
         f"trained to early stopping on validation NDCG@10 (patience {t.patience}, at most "
         f"{t.epochs} epochs, no time cap); {config.workers} workers x {config.threads} thread."
     )

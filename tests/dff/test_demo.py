@@ -43,13 +43,12 @@ def _finished(arm: Arm, seed: int, offset: float, rng: np.random.Generator) -> F
     metrics = {"NDCG@10": float(ndcg.mean()), "Recall@10": float(ndcg.mean() * 1.5),
                "valid NDCG@10": float(ndcg.mean() + 0.001)}  # fmt: skip
     info = {"has_id_table": arm.kind != "replace", "train_seconds": 30.0, "epochs": 20 + seed,
-            "report": {"layer_weights": {"layer0": 0.3, "layer3": 0.3, "layer6": 0.4}}}  # fmt: skip
+            "report": {"layer_weights": {"layer0": 0.4, "layer6": 0.6}}}  # fmt: skip
     return Finished(Cell(arm, seed, DS), f"{arm.name}-{seed}", CellResult(metrics, per_user, info))
 
 
 #: per arm, how far above the base its users score (fusion > replace, layer 6 best, DFF best)
-OFFSETS = {"id": 0.0, "fusion-L0": 0.010, "fusion-L3": 0.012, "fusion-L6": 0.020,
-           "replace-L6": 0.015, "dff": 0.025}  # fmt: skip
+OFFSETS = {"id": 0.0, "fusion-L0": 0.010, "fusion-L6": 0.020, "replace-L6": 0.015, "dff": 0.025}
 
 
 def _results(study: DFFStudy, config: DFFConfig, arms: list[Arm]) -> Results:
@@ -72,21 +71,21 @@ def test_demo_trains_id_fusion_replacement_and_multi_layer_dff() -> None:
     config = demo_config()
     study = _study(config)
     first = study.cells(config, Results([]))
-    assert {c.arm.name for c in first} == {"id", "fusion-L0", "fusion-L3", "fusion-L6"}
+    assert {c.arm.name for c in first} == {"id", "fusion-L0", "fusion-L6"}
     done = _results(study, config, list({c.arm for c in first}))
     every = study.cells(config, done)
     arms = {c.arm.name: c.arm for c in every}
     # fusion-L6 wins on validation, so replacement runs at layer 6 (= last) only
-    assert set(arms) == {"id", "fusion-L0", "fusion-L3", "fusion-L6", "replace-L6", "dff"}
-    assert arms["dff"].layers == (0, 3, 6)  # DFF mixes several layers
+    assert set(arms) == {"id", "fusion-L0", "fusion-L6", "replace-L6", "dff"}
+    assert arms["dff"].layers == (0, 6)  # DFF mixes several layers
     assert all(sorted(c.seed for c in every if c.arm.name == a) == [0, 1, 2] for a in arms)
 
 
 def test_demo_summary_prints_table_verdicts_and_paths(tmp_path: Path) -> None:
     config = demo_config()
     study = _study(config)
-    arms = [Arm("id"), *(Arm.on_layer("fusion", k) for k in (0, 3, 6)),
-            Arm.on_layer("replace", 6), Arm("dff", "layers", layers=(0, 3, 6))]  # fmt: skip
+    arms = [Arm("id"), Arm.on_layer("fusion", 0), Arm.on_layer("fusion", 6),
+            Arm.on_layer("replace", 6), Arm("dff", "layers", layers=(0, 6))]  # fmt: skip
     folder = StudyFolder(tmp_path / "study")
     folder.path.mkdir()
     summary = study.summarize(_results(study, config, arms), folder)

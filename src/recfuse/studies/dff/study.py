@@ -39,8 +39,6 @@ from recfuse.studies.dff.arms import Arm
 from recfuse.studies.dff.features import StudyFeatures
 
 METRIC = "NDCG@10"
-#: the demo preset's budget (see `DFFStudy.presets["demo"]`)
-DEMO_SWEEP_STRIDE, DEMO_MAX_EPOCHS, DEMO_PATIENCE = 3, 100, 5
 
 
 class DFFConfig(StudyConfig):
@@ -98,21 +96,24 @@ class DFFStudy(Study[DFFConfig]):
         "full": {},
         # make demo: the DFF question answered in <= 15 min from a cold cache on 2 cores —
         # amazon-scientific, every user, 3 seeds, each model trained to early stopping on
-        # validation (no wall-clock cap). Arms: ID only, fusion at layers 0/3/6 (the sweep
-        # picks the best on validation), replacement at the last and the best layer, DFF over
-        # layers 0/3/6. Sized with timed trial runs (docs/demo.md).
+        # validation (no wall-clock cap). Arms: ID only, fusion at the first and the last layer
+        # (the sweep: validation picks the best), replacement at the last and the best layer,
+        # DFF over both. dim 32 and lr 3e-3 are what fit: at dim 64, lr 1e-3 one model took
+        # 31-37 epochs and ~330 s (trial runs in docs/demo.md).
         "demo": {
             "datasets": ["amazon-scientific"],
             "seeds": [0, 1, 2],
             "max_users": None,
-            "sweep_stride": DEMO_SWEEP_STRIDE,
+            "dim": 32,
+            "sweep_stride": 6,
             "fusion_modes": False,
             "replace_sweep": False,
             "workers": 2,
             "threads": 1,
             "train": {
-                "epochs": DEMO_MAX_EPOCHS,
-                "patience": DEMO_PATIENCE,
+                "epochs": 100,
+                "lr": 3e-3,
+                "patience": 3,
                 "max_seconds": None,
                 "valid_users": None,
                 "progress": False,
