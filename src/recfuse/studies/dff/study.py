@@ -98,13 +98,15 @@ class DFFStudy(Study[DFFConfig]):
         # amazon-scientific, every user, 3 seeds, each model trained to early stopping on
         # validation (no wall-clock cap). Arms: ID only, fusion at the first and the last layer
         # (the sweep: validation picks the best), replacement at the last and the best layer,
-        # DFF over both. dim 32 and lr 3e-3 are what fit: at dim 64, lr 1e-3 one model took
-        # 31-37 epochs and ~330 s (trial runs in docs/demo.md).
+        # DFF over both. dim 32, max_len 10 (93% of users' histories fit), lr 3e-3 and early
+        # stopping on 2,000 validation users are what fit: at dim 64, max_len 20, lr 1e-3 one
+        # model took 31-37 epochs and ~330 s (trial runs in docs/demo.md).
         "demo": {
             "datasets": ["amazon-scientific"],
             "seeds": [0, 1, 2],
             "max_users": None,
             "dim": 32,
+            "max_len": 10,
             "sweep_stride": 6,
             "fusion_modes": False,
             "replace_sweep": False,
@@ -115,7 +117,7 @@ class DFFStudy(Study[DFFConfig]):
                 "lr": 3e-3,
                 "patience": 3,
                 "max_seconds": None,
-                "valid_users": None,
+                "valid_users": 2000,
                 "progress": False,
             },  # fmt: skip
         },
