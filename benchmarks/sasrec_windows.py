@@ -23,7 +23,7 @@ import torch
 
 from recfuse.atomic import write_text
 from recfuse.data import load_dataset
-from recfuse.evaluation import Evaluator
+from recfuse.evaluation import Evaluator, fit_validated
 from recfuse.models import GRU4Rec, SASRec
 from recfuse.split import Split, make_split
 
@@ -74,7 +74,7 @@ def run_one(args: argparse.Namespace, split: Split, seed: int) -> dict[str, Any]
             kwargs.update(ffn=args.ffn, norm=args.norm)
     model = cls(**kwargs)
     started, cpu = time.perf_counter(), time.process_time()
-    model.fit(split)
+    fit_validated(model, split)  # early stopping on validation NDCG@10 (patience)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     result = Evaluator(split, ks=(10,)).evaluate(model, "test")
     test, per_user = result.metrics, result.per_user.sort_values("user")
