@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+
+from recfuse.evaluation.significance import paired_arrays
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -72,17 +73,24 @@ def sasrec_table(arms: dict[str, str]) -> str:
 
 
 def paired(a_pattern: str, b_pattern: str) -> str:
-    """Per seed: paired t-test on per-user test NDCG@10 (b - a)."""
+    """Per seed, then over the seeds' per-user means: paired tests on test NDCG@10 (b - a)."""
     a = {r["seed"]: r for r in arm(a_pattern)}
     b = {r["seed"]: r for r in arm(b_pattern)}
-    out = []
+    out, xs, ys = [], [], []
     for seed in sorted(set(a) & set(b)):
         x, y = a[seed].get("per-user NDCG@10"), b[seed].get("per-user NDCG@10")
         if not x or not y:
             continue
-        diff = np.asarray(y) - np.asarray(x)
-        p = stats.ttest_rel(y, x).pvalue
-        out.append(f"seed {seed}: {diff.mean():+.4f} (p={p:.2g})")
+        test = paired_arrays(np.asarray(y), np.asarray(x))
+        out.append(f"seed {seed}: {test.diff:+.4f} (t p={test.t_pvalue:.2g})")
+        xs.append(x)
+        ys.append(y)
+    if len(xs) > 1:  # each user's NDCG@10 averaged over the seeds both arms ran
+        test = paired_arrays(np.mean(ys, axis=0), np.mean(xs, axis=0))
+        out.append(
+            f"{len(xs)} seeds pooled per user: {test.diff:+.4f} (t p={test.t_pvalue:.2g}, "
+            f"Wilcoxon p={test.wilcoxon_pvalue:.2g}, n={test.n_users})"
+        )
     return "; ".join(out) or "no seed with per-user results in both arms"
 
 
