@@ -263,6 +263,34 @@ def guidance(
         typer.echo(f"- {v.line()}")
 
 
+@app.command("reaseq")
+def reaseq(
+    dataset: str = typer.Option(None, help="Dataset (default ml-100k)."),
+    seeds: int = typer.Option(None, min=1, help="Seeds 0..N-1 (default 3)."),
+    stage: str = typer.Option(
+        None, help="all (default), knowledge or interests (offline stages only)."
+    ),
+    llm: str = typer.Option(None, help="smollm2 (default) or http://host:port/v1#model."),
+    knowledge_max_chunks: int = typer.Option(
+        None, help="Compute at most N new knowledge chunks this run (0: none; resumable)."
+    ),
+    out: str = typer.Option(None, help="Folder that holds the study folder (default runs)."),
+    workers: int = typer.Option(None, help="Cells trained in parallel processes."),
+    preset: str = PRESET,
+    config: Path = CONFIG,
+    set_: list[str] = SET,
+) -> None:
+    """ReaSeq: multi-agent item knowledge + beyond-log interests for SASRec."""
+    opts = _options(
+        datasets=[dataset] if dataset else None, seeds=_seeds(seeds), stage=stage, llm=llm,
+        knowledge_max_chunks=knowledge_max_chunks, output=out, workers=workers,
+    )  # fmt: skip
+    summary = run("recfuse.studies.reaseq:ReaSeqStudy", preset, config, set_, opts)
+    typer.echo(summary.markdown)
+    for v in summary.verdicts:
+        typer.echo(f"- {v.line()}")
+
+
 for _name, _module in STUDIES.items():
     try:
         _main = importlib.import_module(_module).main

@@ -1,0 +1,1 @@
+"""Knowledge about items and users distilled from frozen LLMs (ReaSeq; keyword summaries)."""

@@ -1,0 +1,112 @@
+"""Tables, plot and verdicts of the ReaSeq study: quality first, then gains, then cost."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from recfuse.runs.study import Comparison, Results, StudyFolder, Summary, Verdict, bar_plot, verdict
+from recfuse.studies.guidance import sliced
+
+CLAIMS_METRIC = "NDCG@10"
+
+
+def quality_section(ds: str, info: dict[str, Any]) -> list[str]:
+    q = info.get("knowledge_quality", {})
+    out = [f"### Knowledge quality on {ds}", ""]
+    if q:
+        out += [
+            f"- items processed {q['processed']} of {q['catalogue']}; schema-valid "
+            f"{q['schema_valid']:.3f}; failures {q['failures']}",
+            f"- critic removed {q['critic_removed']:.3f} of {q['values_checked']} values; "
+            f"rejected {q['rejected']:.3f} of valid records",
+            f"- faithfulness (values supported by the item text): all {q['faithfulness']:.3f}, "
+            f"grounded fields {q['faithfulness_grounded']:.3f}, after the critic "
+            f"{q['faithfulness_after']:.3f}",
+            f"- coverage {q['coverage']:.3f} of the catalogue ({q['coverage_processed']:.3f} of "
+            f"processed items); values per record {q['values_per_record']:.2f}; per field "
+            + json.dumps({k: round(v, 3) for k, v in q["field_coverage"].items()}),
+            f"- kept values that add a word the item text lacks {q['novel_after']:.3f}; kept "
+            f"records with such a value {q['records_adding']:.3f}; strict JSON "
+            f"{q['strict_json']:.3f}; retried {q['retried']:.3f}",
+        ]
+    out.append(f"- knowledge cost: {json.dumps(info.get('knowledge_cost'))}")
+    out.append(
+        f"- interests: coverage {info.get('interest_coverage', float('nan')):.3f}; cost "
+        f"{json.dumps(info.get('interest_cost'))}"
+    )
+    for ex in info.get("interest_examples", [])[:3]:
+        out.append(f"  - user {ex['user']}: {ex['samples']}")
+    rows = info.get("channels", [])
+    if rows:
+        cols = list(rows[0])
+        out += ["", "Each channel alone (full ranking, seen masked):", ""]
+        out += ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+        for r in rows:
+            out.append("| " + " | ".join(
+                f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")  # fmt: skip
+    return [*out, ""]
+
+
+def tests_section(results: Results, ds: str, arms: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """Every arm vs ``id`` (Holm across arms) overall and on each slice."""
+    out = [f"### Paired tests on {ds} vs id (per-user, seeds averaged, Holm across arms)", ""]
+    comps: dict[str, Comparison] = {}
+    others = [a for a in arms if a != "id"]
+    for s in ("all", "cold", "tail"):
+        if "id" not in arms or not others:
+            break
+        for c in sliced(results, s).compare_all(ds, others, "id", CLAIMS_METRIC):
+            comps[f"{s}|{c.arm}"] = c
+            out.append(f"- [{s}] {c.line()}")
+    return [*out, ""], comps
+
+
+def verdicts_for(
+    results: Results, ds: str, arms: list[str], comps: dict[str, Any]
+) -> list[Verdict]:
+    from recfuse.studies.reaseq import keep_finished
+
+    found: list[Verdict] = []
+    if "cold|know" in comps:
+        found.append(verdict(f"{ds}: knowledge helps sparse users (know > id, cold)",
+                             comps["cold|know"]))  # fmt: skip
+    if "tail|know" in comps:
+        found.append(verdict(f"{ds}: knowledge helps tail items (know > id)", comps["tail|know"]))
+    if "all|both" in comps and "text" in arms:
+        both = results.compare_pairs(ds, [("both", "text")], CLAIMS_METRIC)[0]
+        found.append(verdict(f"{ds}: knowledge adds to text (both > text)", both))
+    if "all|id+int" in comps:
+        found.append(verdict(f"{ds}: interests as user input help (id+int > id)",
+                             comps["all|id+int"]))  # fmt: skip
+    if "id" in arms:
+        merged = keep_finished(results, "id", "Recall@20 +interest", "id⊕interest")
+        merged = keep_finished(merged, "id", "Recall@20 +history", "id⊕history")
+        pairs = [("id⊕interest", "id"), ("id⊕interest", "id⊕history")]
+        c1, c2 = merged.compare_pairs(ds, pairs, "Recall@20")
+        found.append(verdict(f"{ds}: the interest channel adds recall (Recall@20)", c1))
+        found.append(verdict(f"{ds}: ... more than a history-mean channel", c2))
+    return found
+
+
+def report(study: Any, results: Results, folder: StudyFolder) -> Summary:
+    config_arms = list(dict.fromkeys(f.cell.arm_name for f in results.cells))
+    lines = ["# ReaSeq study", ""]
+    data: dict[str, Any] = {"folder": str(folder.path)}
+    verdicts: list[Verdict] = []
+    plots: list[str] = []
+    for ds, state in study.state.items():
+        lines += quality_section(ds, state.info)
+        data[ds] = state.info
+    if len(results):
+        cols = ["NDCG@10", "Recall@10", "Recall@20", "NDCG@10 cold", "NDCG@10 tail",
+                "Recall@20 +interest", "Recall@20 +history"]  # fmt: skip
+        lines += ["### Results (test, full ranking, seen masked)", "", results.markdown(cols), ""]
+        for ds in dict.fromkeys(f.cell.dataset for f in results.cells):
+            section, comps = tests_section(results, ds, config_arms)
+            lines += section
+            verdicts += verdicts_for(results, ds, config_arms, comps)
+        plot = bar_plot(results.table(["NDCG@10"]), "NDCG@10", folder.path / "reaseq.png",
+                        "ReaSeq arms, SASRec backbone")  # fmt: skip
+        plots.append(str(plot))
+    return Summary("\n".join(lines), verdicts, plots, data)
