@@ -168,3 +168,40 @@ def test_pooled_interests_are_unit_rows_or_zero() -> None:
     vectors = pool_samples([["a", "b"], [], ["c"]], lambda t: np.eye(3)[: len(t)] + 1.0)
     assert vectors.shape == (3, 3)
     assert np.allclose(np.linalg.norm(vectors, axis=1), [1.0, 0.0, 1.0])
+
+
+def test_interest_sasrec_and_the_merged_channel() -> None:
+    from recfuse.knowledge.reaseq_model import InterestSASRec, VectorChannel, merged_hits
+
+    split = make_split(load_dataset("ml-100k"), "leave_one_out")
+    rng = np.random.default_rng(0)
+    interests = rng.normal(size=(split.n_users, 6)).astype(np.float32)
+    model = InterestSASRec(interests, dim=8, max_len=10, epochs=1, patience=None, progress=False)
+    model.fit(split)
+    assert model.net_.project.weight.abs().sum() > 0  # the user-side input was trained
+    users = np.arange(4)
+    hist = split.histories("test")
+    assert model.score(users, [hist[u] for u in users]).shape == (4, split.n_items)
+    # a channel that knows each user's test item: merged recall is 1 wherever m >= 1
+    test = split.test.sort_values("user")
+    oracle_items = np.eye(split.n_items, dtype=np.float32)
+    oracle_users = np.zeros((split.n_users, split.n_items), dtype=np.float32)
+    oracle_users[test["user"].to_numpy(), test["item"].to_numpy()] = 1.0
+    channel = VectorChannel(oracle_items, oracle_users)
+    _, own, mixed = merged_hits(model, channel, split, k=10, m=1)
+    assert mixed.mean() == 1.0 and own.mean() < 1.0
+
+
+def test_governed_agents_write_the_ledger(tmp_path: Path) -> None:
+    from recfuse.governance.ledger import Ledger
+    from recfuse.runs.study import StudyFolder
+    from recfuse.studies.reaseq import governed
+
+    folder = StudyFolder(tmp_path / "study")
+    folder.path.mkdir(parents=True)
+    llm = governed(FakeAgentLLM(), folder, "reaseq-analyst")
+    knowledge_chunk("toy", TEXTS, [0, 1], llm, cache=LLMCache(tmp_path / "c.sqlite"))
+    with Ledger(folder.path / "ledger.db", read_only=True) as ledger:
+        assert ledger.size() >= 3  # the policy load, then one entry per generate call
+        actors = {json.loads(ledger.body(i))["actor"] for i in range(ledger.size())}
+    assert actors == {"reaseq-analyst"}

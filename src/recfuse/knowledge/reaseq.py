@@ -135,7 +135,7 @@ def read_extractor(text: str) -> tuple[dict[str, Any] | None, str]:
         how = "repaired"
         try:
             obj = json.loads(close_json(text[start:]))
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             return None, f"unreadable JSON ({exc.msg})"
     if not isinstance(obj, dict):
         return None, "not a JSON object"

@@ -105,10 +105,10 @@ class InterestNet(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.encoder = backbone.encoder  # the item encoder (shared, not copied)
-        self.register_buffer(
-            "interest", torch.as_tensor(interests, dtype=torch.float32), persistent=False
-        )
-        self.project = nn.Linear(self.interest.shape[1], dim)
+        table = torch.as_tensor(interests, dtype=torch.float32)
+        self.interest: torch.Tensor
+        self.register_buffer("interest", table, persistent=False)
+        self.project = nn.Linear(int(table.shape[1]), dim)
         nn.init.zeros_(self.project.weight)
         nn.init.zeros_(self.project.bias)
 
@@ -136,22 +136,23 @@ class InterestSASRec(SASRec):
     def build(self, split: Split) -> nn.Module:
         return InterestNet(super().build(split), self.interests, self.dim)
 
-    def batches(
+    def batches(  # type: ignore[override]  # batches carry each window's user as well
         self, split: Split, rng: np.random.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        if not hasattr(self, "_windows"):
+        if not hasattr(self, "_user_windows"):
             hist = split.histories("valid")
             users = np.array([u for u, h in enumerate(hist) if len(h) >= 2], dtype=np.int64)
             stride = (self.stride or self.max_len) if self.windows == "sliding" else None
             rows, x, y = training_windows(
                 [hist[u] for u in users], self.max_len, split.n_items, stride
             )
-            self._windows = torch.as_tensor(x), torch.as_tensor(y), torch.as_tensor(users[rows])
-        inputs, targets, owners = self._windows
+            owner = torch.as_tensor(users[rows])
+            self._user_windows = torch.as_tensor(x), torch.as_tensor(y), owner
+        inputs, targets, owners = self._user_windows
         order = torch.as_tensor(rng.permutation(len(inputs)))
         for lo in range(0, len(order), self.train_config.batch_size):
-            rows = order[lo : lo + self.train_config.batch_size]
-            yield inputs[rows], targets[rows], owners[rows]
+            pick = order[lo : lo + self.train_config.batch_size]
+            yield inputs[pick], targets[pick], owners[pick]
 
     def loss(self, batch: Any) -> torch.Tensor:
         inputs, targets, owners = batch
@@ -164,9 +165,14 @@ class InterestSASRec(SASRec):
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
         table = self.item_table()
         seq = torch.as_tensor(left_pad(histories, self.max_len, self.n_items_), device=self.device)
-        owners = torch.as_tensor(np.asarray(users, dtype=np.int64), device=self.device)
+        owners = torch.as_tensor(np.array(users, dtype=np.int64), device=self.device)
         hidden = self.net_(seq, table, owners)[:, -1]
         return (hidden @ table[:-1].T).cpu().numpy()
+
+    def fit(self, split: Split, validate: Any = None, **kwargs: Any) -> InterestSASRec:
+        self.__dict__.pop("_user_windows", None)
+        super().fit(split, validate, **kwargs)
+        return self
 
     def get_params(self) -> dict[str, Any]:
         params = super().get_params()

@@ -154,8 +154,8 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
     name, config_type, version = "reaseq", ReaSeqConfig, 1
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {
-            "seeds": [0], "arms": ["id", "know", "id+int"], "knowledge_limit": 16,
-            "interest_users": 24, "train": {"epochs": 2, "patience": 1, "progress": False},
+            "seeds": [0], "arms": ["id", "know", "id+int"], "knowledge_limit": 8,
+            "interest_users": 16, "train": {"epochs": 2, "patience": 1, "progress": False},
             "analyst_tokens": 32, "extractor_tokens": 64, "interest_tokens": 16,
         },
         "fast": {"train": {"epochs": 40, "patience": 3, "progress": False}},
@@ -204,7 +204,8 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
         run = extract_knowledge(
             name, texts, governed(llm, folder, "reaseq-analyst"),
             governed(llm, folder, "reaseq-extractor"), chunk_items=config.knowledge_chunk,
-            max_chunks=config.knowledge_max_chunks, limit=config.knowledge_limit,
+            max_chunks=0 if config.stage == "interests" else config.knowledge_max_chunks,
+            limit=config.knowledge_limit,
             cost_path=folder.path / "llm_runs.jsonl", analyst_tokens=config.analyst_tokens,
             extractor_tokens=config.extractor_tokens, batch_size=config.llm_batch,
             similarity=minilm_similarity,
