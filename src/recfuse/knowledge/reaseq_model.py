@@ -74,7 +74,8 @@ def merged_hits(
     """Per test user: (users, hit of the model's top ``k``, hit of top ``k - m`` + channel ``m``).
 
     Ties are broken by item index (argsort, stable); the test item is the user's one
-    leave-one-out target. Seen items (the test-stage history) never enter either list.
+    leave-one-out target. Seen items (the test-stage history) never enter either list. A user
+    whose channel scores are all equal (no interests inferred) keeps the model's own top ``k``.
     """
     targets = split.targets("test").sort_values("user", kind="stable")
     users = targets["user"].to_numpy()
@@ -88,10 +89,14 @@ def merged_hits(
         b = _masked(channel.score(us, hist), hist)
         top_a = np.argsort(-a, axis=1, kind="stable")[:, :k]
         order_b = np.argsort(-b, axis=1, kind="stable")[:, : k + m]
+        finite = np.where(np.isfinite(b), b, np.nan)
+        flat = np.nanmax(finite, axis=1) == np.nanmin(finite, axis=1)  # no signal (zero vector)
         for row in range(len(us)):
             base = list(top_a[row, : k - m])
             taken = set(base)
             extra = [i for i in order_b[row] if i not in taken][:m]
+            if flat[row]:  # a user the channel knows nothing about keeps the model's own list
+                extra = list(top_a[row, k - m : k])
             target = wanted[lo + row]
             own[lo + row] = target in top_a[row]
             mixed[lo + row] = target in base or target in extra
