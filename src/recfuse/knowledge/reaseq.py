@@ -421,7 +421,7 @@ def knowledge_chunk(
     """
     cache = cache or LLMCache()
     costs = costs or CostLog()
-    tag = f"{int(items[0]):06d}-{len(items)}" if len(items) else "empty"
+    tag = f"{int(items[0]):06d}-{len(items)}-{fingerprint_items(items)}" if len(items) else "empty"
     records = [PromptRecord(str(i), {"item": texts[i]}) for i in items]
     notes = run_step(
         analyst_step(analyst_tokens), f"reaseq-analyst-{dataset}-{tag}", records, llm, cache,
@@ -458,6 +458,13 @@ def knowledge_chunk(
     return out
 
 
+def fingerprint_items(items: Sequence[int]) -> str:
+    """A short hash of a chunk's item list (its job names differ from another order's)."""
+    import hashlib
+
+    return hashlib.sha256(",".join(map(str, items)).encode()).hexdigest()[:8]
+
+
 def _read_one(item: int, notes: str, text: Any, reason: str | None) -> ItemKnowledge:
     """The extractor's answer for one item as `ItemKnowledge` (verdict pending: the critic runs
     after), or with the reason it failed."""
@@ -482,9 +489,11 @@ def extract_knowledge(
     max_chunks: int | None = None,
     limit: int | None = None,
     cost_path: Path | None = None,
+    order: Sequence[int] | None = None,
     **kwargs: Any,
 ) -> KnowledgeRun:
-    """The pipeline over the first ``limit`` items (default all), chunk by chunk.
+    """The pipeline over the first ``limit`` items of ``order`` (default: all, in index order),
+    chunk by chunk (a fixed random order makes a partial run an unbiased sample).
 
     A chunk whose answers are all cached costs no model call. ``max_chunks`` bounds how many
     chunks with missing answers this call computes (a heavy job's unit); the chunks after that
@@ -493,10 +502,11 @@ def extract_knowledge(
     cache = cache or LLMCache()
     costs = CostLog(cost_path)
     n = len(texts) if limit is None else min(limit, len(texts))
+    ranked = list(range(len(texts))) if order is None else [int(i) for i in order]
     found: dict[int, ItemKnowledge] = {}
     computed = 0
     for start in range(0, n, chunk_items):
-        items = list(range(start, min(start + chunk_items, n)))
+        items = ranked[start : min(start + chunk_items, n)]
         if max_chunks is not None and computed >= max_chunks:
             break  # chunks run in order: the ones after were never computed
         before = costs.new_calls()

@@ -110,6 +110,7 @@ class DatasetState:
     knowledge: np.ndarray  # [n_items, 384] MiniLM features of the rendered records
     channel_items: np.ndarray  # [n_items, 384] normalised item vectors for the channels
     interests: InterestSet
+    covered: np.ndarray  # [n_items] bool: the item has a kept knowledge record
     cold_max: int
     info: dict[str, Any]
 
@@ -193,7 +194,11 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
         lengths = np.array([len(h) for h in split.histories("test")])
         users = np.unique(split.test["user"].to_numpy())
         cold_max = int(np.quantile(lengths[users], config.cold_quantile))
-        return DatasetState(dataset, split, text, know, channel_items, interests, cold_max, info)
+        covered = np.zeros(dataset.n_items, dtype=bool)
+        covered[[i for i, k in run.items.items() if k.record is not None]] = True
+        return DatasetState(
+            dataset, split, text, know, channel_items, interests, covered, cold_max, info
+        )
 
     def _knowledge(
         self, name: str, texts: list[str], config: ReaSeqConfig, folder: StudyFolder,
@@ -206,6 +211,7 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
             governed(llm, folder, "reaseq-extractor"), chunk_items=config.knowledge_chunk,
             max_chunks=0 if config.stage == "interests" else config.knowledge_max_chunks,
             limit=config.knowledge_limit,
+            order=np.random.default_rng(0).permutation(len(texts)).tolist(),
             cost_path=folder.path / "llm_runs.jsonl", analyst_tokens=config.analyst_tokens,
             extractor_tokens=config.extractor_tokens, batch_size=config.llm_batch,
             similarity=minilm_similarity,
@@ -241,7 +247,8 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
     def _partial(self, dataset: Dataset, split: Split, info: dict[str, Any]) -> DatasetState:
         empty = np.zeros((dataset.n_items, 1), dtype=np.float32)
         none = InterestSet([], np.zeros((split.n_users, 1), dtype=np.float32))
-        return DatasetState(dataset, split, empty, empty, empty, none, 0, info)
+        covered = np.zeros(dataset.n_items, dtype=bool)
+        return DatasetState(dataset, split, empty, empty, empty, none, covered, 0, info)
 
     def inputs(self, cell: Cell, config: ReaSeqConfig) -> dict[str, Any]:
         state = self.state.get(cell.dataset)
@@ -268,6 +275,8 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
         result = Evaluator(state.split, ks=(10, 20)).evaluate(model, "test")
         per_user = result.per_user[["user", "n_history", "target_tail", *METRIC_COLS]].copy()
         per_user["cold"] = (per_user["n_history"] <= state.cold_max).astype(float)
+        target = state.split.test.groupby("user")["item"].first()
+        per_user["covered"] = state.covered[target.loc[per_user["user"]].to_numpy()].astype(float)
         k, m = config.channel_k, config.channel_m
         for label, channel in channels(state).items():
             users, own, mixed = merged_hits(model, channel, state.split, k, m)
@@ -298,13 +307,29 @@ def channels(state: DatasetState) -> dict[str, VectorChannel]:
     }
 
 
-def slice_metrics(per_user: pd.DataFrame) -> dict[str, float]:
-    """Means of every metric column overall and on the cold-user / tail / head slices."""
+def masks(per_user: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Row masks: all, cold (sparse) users, tail / head targets, targets with a kept record."""
     from recfuse.studies.guidance import slice_masks
 
+    return {**slice_masks(per_user), "covered": per_user["covered"].to_numpy() > 0}
+
+
+def sliced(results: Results, which: str) -> Results:
+    """The same cells with per-user rows restricted to one slice (for paired tests)."""
+    out = []
+    for f in results.cells:
+        pu = f.result.per_user
+        assert pu is not None
+        keep = pu[masks(pu)[which]]
+        out.append(Finished(f.cell, f.key, CellResult(f.result.metrics, keep, f.result.info)))
+    return Results(out)
+
+
+def slice_metrics(per_user: pd.DataFrame) -> dict[str, float]:
+    """Means of every metric column overall and on each slice of `masks`."""
     cols = [c for c in per_user.columns if c.startswith(("NDCG@", "Recall@"))]
     out: dict[str, float] = {}
-    for s, mask in slice_masks(per_user).items():
+    for s, mask in masks(per_user).items():
         for c in cols:
             name = c if s == "all" else f"{c} {s}"
             out[name] = float(per_user.loc[mask, c].mean()) if mask.any() else float("nan")

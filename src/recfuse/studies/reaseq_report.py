@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from recfuse.runs.study import Comparison, Results, StudyFolder, Summary, Verdict, bar_plot, verdict
-from recfuse.studies.guidance import sliced
 
 CLAIMS_METRIC = "NDCG@10"
 
@@ -53,7 +52,9 @@ def tests_section(results: Results, ds: str, arms: list[str]) -> tuple[list[str]
     out = [f"### Paired tests on {ds} vs id (per-user, seeds averaged, Holm across arms)", ""]
     comps: dict[str, Comparison] = {}
     others = [a for a in arms if a != "id"]
-    for s in ("all", "cold", "tail"):
+    from recfuse.studies.reaseq import sliced
+
+    for s in ("all", "cold", "tail", "covered"):
         if "id" not in arms or not others:
             break
         for c in sliced(results, s).compare_all(ds, others, "id", CLAIMS_METRIC):
@@ -73,6 +74,9 @@ def verdicts_for(
                              comps["cold|know"]))  # fmt: skip
     if "tail|know" in comps:
         found.append(verdict(f"{ds}: knowledge helps tail items (know > id)", comps["tail|know"]))
+    if "covered|know" in comps:
+        found.append(verdict(f"{ds}: knowledge helps where a record exists (know > id, covered)",
+                             comps["covered|know"]))  # fmt: skip
     if "all|both" in comps and "text" in arms:
         both = results.compare_pairs(ds, [("both", "text")], CLAIMS_METRIC)[0]
         found.append(verdict(f"{ds}: knowledge adds to text (both > text)", both))
@@ -99,7 +103,7 @@ def report(study: Any, results: Results, folder: StudyFolder) -> Summary:
         lines += quality_section(ds, state.info)
         data[ds] = state.info
     if len(results):
-        cols = ["NDCG@10", "Recall@10", "Recall@20", "NDCG@10 cold", "NDCG@10 tail",
+        cols = ["NDCG@10", "Recall@20", "NDCG@10 cold", "NDCG@10 tail", "NDCG@10 covered",
                 "Recall@20 +interest", "Recall@20 +history"]  # fmt: skip
         lines += ["### Results (test, full ranking, seen masked)", "", results.markdown(cols), ""]
         for ds in dict.fromkeys(f.cell.dataset for f in results.cells):
