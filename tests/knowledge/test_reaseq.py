@@ -205,3 +205,16 @@ def test_governed_agents_write_the_ledger(tmp_path: Path) -> None:
         assert ledger.size() >= 3  # the policy load, then one entry per generate call
         actors = {json.loads(ledger.body(i))["actor"] for i in range(ledger.size())}
     assert actors == {"reaseq-analyst"}
+
+
+def test_max_chunks_bounds_new_work_but_reads_answered_chunks(tmp_path: Path) -> None:
+    from recfuse.knowledge.reaseq import extract_knowledge
+
+    cache, llm = LLMCache(tmp_path / "c.sqlite"), FakeAgentLLM()
+    texts = [*TEXTS, "Alien. 1979. Horror", "Fargo. 1996. Crime", "Ran. 1985. War"]
+    first = extract_knowledge("toy", texts, llm, cache=cache, chunk_items=2, max_chunks=1)
+    assert sorted(first.items) == [0, 1] and len(llm.prompts) == 4
+    later = extract_knowledge("toy", texts, llm, cache=cache, chunk_items=2, max_chunks=0)
+    assert sorted(later.items) == [0, 1] and len(llm.prompts) == 4  # read back, nothing asked
+    full = extract_knowledge("toy", texts, llm, cache=cache, chunk_items=2)
+    assert full.complete() and len(llm.prompts) == 12

@@ -458,6 +458,19 @@ def knowledge_chunk(
     return out
 
 
+def _started(
+    dataset: str, texts: Sequence[str], items: list[int], llm: LLM, cache: LLMCache, tokens: int
+) -> bool:
+    """Whether a previous run answered this chunk's analyst prompts (so it costs little now)."""
+    from recfuse.llm.job import LLMJob
+
+    step = analyst_step(tokens)
+    records = [PromptRecord(str(i), {"item": texts[i]}) for i in items]
+    job = LLMJob("probe", records, step.template, llm, step.params, parse=step.parse, cache=cache)
+    keys = [item.key for _, item in job.plan()]
+    return len(cache.done_keys(keys)) == len(keys)
+
+
 def fingerprint_items(items: Sequence[int]) -> str:
     """A short hash of a chunk's item list (its job names differ from another order's)."""
     import hashlib
@@ -507,7 +520,11 @@ def extract_knowledge(
     computed = 0
     for start in range(0, n, chunk_items):
         items = ranked[start : min(start + chunk_items, n)]
-        if max_chunks is not None and computed >= max_chunks:
+        if (
+            max_chunks is not None
+            and computed >= max_chunks
+            and not _started(dataset, texts, items, llm, cache, kwargs.get("analyst_tokens", 64))
+        ):
             break  # chunks run in order: the ones after were never computed
         before = costs.new_calls()
         found.update(
