@@ -537,26 +537,22 @@ def extract_knowledge(
 # ----------------------------------------------------------------------------- rendering
 
 
+LABELS = {"category": "", "attributes": "Attributes: ", "use": "Use: ", "audience": "For: ",
+          "complements": "Goes with: ", "substitutes": "Instead of: "}  # fmt: skip
+
+
 def render(record: KnowledgeRecord | None, title: str) -> str:
-    """The record as one text for the encoder: ``title: category; attributes; ...``.
+    """The record as one text for the encoder: ``title: category. Attributes: a, b. Use: ...``.
 
     Items without a valid record render as their title alone (coverage says how many).
     """
     if record is None:
         return title
     parts = [title + ":"]
-    if record.category:
-        parts.append(f"{record.category}.")
-    if record.attributes:
-        parts.append(f"Attributes: {', '.join(record.attributes)}.")
-    if record.use:
-        parts.append(f"Use: {record.use}.")
-    if record.audience:
-        parts.append(f"For: {record.audience}.")
-    if record.complements:
-        parts.append(f"Goes with: {', '.join(record.complements)}.")
-    if record.substitutes:
-        parts.append(f"Instead of: {', '.join(record.substitutes)}.")
+    for name, label in LABELS.items():
+        value = getattr(record, name)
+        if value:
+            parts.append(f"{label}{', '.join(value) if isinstance(value, list) else value}.")
     return " ".join(parts)
 
 
