@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from recfuse.data import load_dataset
 from recfuse.data.dataset import Dataset
 from recfuse.errors import ConfigError
 from recfuse.evaluation import Evaluator
@@ -95,6 +94,7 @@ class ReaSeqConfig(StudyConfig):
     interest_history: int = Field(10, ge=1, le=50)
     interest_users: int | None = Field(None, ge=1, description="only the first N users")
     item_noun: str | None = Field(None, pattern=r"^[a-z ]{1,20}$", description="default by dataset")
+    max_users: int | None = Field(None, ge=10, description="random user sample (MicroLens)")
     dim: int = 64
     max_len: int = 50
     channel_k: int = Field(20, ge=2)
@@ -175,8 +175,9 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
     def _prepare_one(self, name: str, config: ReaSeqConfig, folder: StudyFolder) -> DatasetState:
         from recfuse.features.embed import embed
         from recfuse.features.extract import extract_features
+        from recfuse.studies.guidance import load_data
 
-        dataset = load_dataset(name)
+        dataset = load_data(name, config.max_users)
         split = make_split(dataset, "leave_one_out")
         texts, titles = dataset.item_texts(), titles_of(dataset)
         info: dict[str, Any] = {}
