@@ -64,8 +64,9 @@ from recfuse.runs.study import (
 )
 from recfuse.split import Split, make_split
 
-ARMS = ("id", "text", "know", "both", "text-only", "know-only", "id+int", "text+int",
-        "know+int", "both+int")  # fmt: skip
+# in priority order: cells run in this order, so a bounded job that stops early loses the last
+ARMS = ("id", "know", "text", "both", "id+int", "know+int", "text-only", "know-only",
+        "text+int", "both+int")  # fmt: skip
 TEXT_LAYER = 6  # MiniLM's last layer, mean pooling: the sentence-embedding recipe
 NOUNS = {"ml-100k": "movie", "microlens-50k": "video", "amazon-scientific": "product",
          "amazon-office": "product"}  # fmt: skip
@@ -76,6 +77,7 @@ class ReaSeqConfig(StudyConfig):
 
     EXECUTION_FIELDS: ClassVar[frozenset[str]] = StudyConfig.EXECUTION_FIELDS | {
         "stage", "knowledge_max_chunks", "llm_threads", "llm_batch",
+        "arms",  # which cells to run; each cell's own arm is in its key
     }  # fmt: skip
 
     arms: list[str] = Field(default_factory=lambda: list(ARMS))
