@@ -38,6 +38,7 @@ from recfuse.data.dataset import Dataset
 from recfuse.errors import ConfigError
 from recfuse.evaluation import Evaluator
 from recfuse.evaluation.validation import fit_validated
+from recfuse.knowledge.agents import CostLog
 from recfuse.knowledge.reaseq import (
     KnowledgeRun,
     encode_knowledge,
@@ -238,6 +239,7 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
             max_tokens=config.interest_tokens, history_items=config.interest_history,
             max_users=config.interest_users, batch_size=config.llm_batch,
             noun=config.item_noun or NOUNS.get(name, "item"),
+            costs=CostLog(folder.path / "llm_runs.jsonl"),
         )  # fmt: skip
         interests = reasoner.infer(split, titles)
         info["interest_cost"] = cost_summary(interests.costs.runs, time.perf_counter() - started)
