@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import string
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ import torch
 
 from recfuse.errors import ConfigError
 from recfuse.frozen import locate_model, model_folder
+from recfuse.generative.lora import LoRAConfig, positions, target_loss, train_lora, wrap_lora
 from recfuse.generative.trie import BeamResult, CodeTrie, constrained_beam_search
 from recfuse.models.base import Recommender
 from recfuse.models.training import resolve_device, seed_everything
@@ -68,11 +68,6 @@ class LMStageConfig:
     losses: list[float] = field(default_factory=list)
 
 
-def positions(mask: torch.Tensor) -> torch.Tensor:
-    """Position ids for left-padded rows: 0 at each row's first real token. [B, T] -> [B, T]."""
-    return (mask.cumsum(1) - 1).clamp(min=0)
-
-
 class CodeLM(Recommender):
     """SmolLM2 + LoRA that writes the next item's code; a `Recommender` like any other.
 
@@ -84,7 +79,6 @@ class CodeLM(Recommender):
     name = "SmolLM2-LoRA"
 
     def __init__(self, codes: np.ndarray, config: LMStageConfig | None = None) -> None:
-        from peft import LoraConfig, get_peft_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.config = config or LMStageConfig()
@@ -110,15 +104,7 @@ class CodeLM(Recommender):
         old = model.get_input_embeddings().weight.shape[0]
         model.resize_token_embeddings(len(self.tokenizer), mean_resizing=True)
         new_ids = list(range(old, len(self.tokenizer)))
-        lora = LoraConfig(
-            r=self.config.lora_r,
-            lora_alpha=self.config.lora_alpha,
-            lora_dropout=self.config.lora_dropout,
-            target_modules=list(self.config.target_modules),
-            trainable_token_indices={"embed_tokens": new_ids},
-            task_type="CAUSAL_LM",
-        )
-        self.model = get_peft_model(model, lora).to(self.device)
+        self.model = wrap_lora(model, self.lora_config(), new_ids).to(self.device)
         self.trie.to(self.device)
         self.level_ids = [ids.to(self.device) for ids in self.level_ids]
         self.new_token_ids_ = new_ids
@@ -146,29 +132,17 @@ class CodeLM(Recommender):
             for cut in range(1, len(h))
         ]
 
+    def lora_config(self) -> LoRAConfig:
+        """The shared `LoRAConfig` of this stage's settings (losses land in ``config.losses``)."""
+        c = self.config
+        return LoRAConfig(
+            c.lora_r, c.lora_alpha, c.lora_dropout, c.lr, c.steps, None, c.batch_size, c.seed,
+            c.max_seconds, tuple(c.target_modules), c.losses,
+        )  # fmt: skip
+
     def batch_loss(self, pairs: Sequence[tuple[str, str]]) -> torch.Tensor:
         """Cross-entropy on the target code tokens (and EOS) only; prompts are not scored."""
-        tok = self.tokenizer
-        prompts = [tok(p, add_special_tokens=False)["input_ids"] for p, _ in pairs]
-        targets = [
-            tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for _, t in pairs
-        ]
-        width = max(len(p) + len(t) for p, t in zip(prompts, targets, strict=True))
-        ids = torch.full((len(pairs), width), tok.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(pairs), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(pairs), width), dtype=torch.long)
-        for row, (p, t) in enumerate(zip(prompts, targets, strict=True)):
-            seq = p + t
-            ids[row, width - len(seq) :] = torch.as_tensor(seq)
-            labels[row, width - len(t) :] = torch.as_tensor(t)
-            mask[row, width - len(seq) :] = 1
-        out = self.model(
-            input_ids=ids.to(self.device),
-            attention_mask=mask.to(self.device),
-            position_ids=positions(mask).to(self.device),
-            labels=labels.to(self.device),
-        )
-        return out.loss
+        return target_loss(self.model, self.tokenizer, pairs, self.device)
 
     def fit(self, split: Split, **kwargs: Any) -> CodeLM:
         """LoRA fine-tuning for ``config.steps`` steps (or ``config.max_seconds``)."""
@@ -177,26 +151,10 @@ class CodeLM(Recommender):
             raise ConfigError(f"codes cover {len(self.codes)} items, the split has {split.n_items}")
         cfg = self.config
         seed_everything(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
-        pairs = self.examples(split, rng)
+        pairs = self.examples(split, np.random.default_rng(cfg.seed))
         if not pairs:
             raise ConfigError("no training examples: every training history is shorter than 2")
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr)
-        self.model.train()
-        started = time.perf_counter()
-        cfg.losses.clear()
-        for _ in range(cfg.steps):
-            idx = rng.integers(0, len(pairs), min(cfg.batch_size, len(pairs)))
-            loss = self.batch_loss([pairs[i] for i in idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            cfg.losses.append(float(loss.detach()))
-            if cfg.max_seconds is not None and time.perf_counter() - started > cfg.max_seconds:
-                break
-        self.model.eval()
-        self.train_seconds_ = time.perf_counter() - started
+        self.train_seconds_ = train_lora(self.model, pairs, self.batch_loss, self.lora_config())
         return self
 
     def trainable_parameters(self) -> tuple[int, int]:

@@ -238,6 +238,29 @@ def xai(
     run("recfuse.studies.xai:XAIStudy", preset, config, set_, opts)
 
 
+@app.command("mmsrarec")
+def mmsrarec(
+    dataset: str = typer.Option(None, help="Comma-separated datasets (default ml-100k)."),
+    seeds: int = typer.Option(None, min=1, help="SASRec seeds 0..N-1 (default 3)."),
+    lm_seeds: int = typer.Option(None, min=1, help="LM recommender seeds 0..N-1 (default 1)."),
+    stages: str = typer.Option(None, help="Comma-separated: policy,sasrec,lm (keywords always)."),
+    out: str = typer.Option(None, help="Folder that holds the study folder (default runs)."),
+    workers: int = typer.Option(None, help="Cells trained in parallel processes."),
+    preset: str = PRESET,
+    config: Path = CONFIG,
+    set_: list[str] = SET,
+) -> None:
+    """MMSRARec: reward-shaped keyword summaries, collaborative keywords, a keyword LM."""
+    opts = _options(
+        datasets=[d.strip() for d in dataset.split(",") if d.strip()] if dataset else None,
+        seeds=_seeds(seeds), lm_seeds=_seeds(lm_seeds), output=out, workers=workers,
+        stages=[s.strip() for s in stages.split(",") if s.strip()] if stages is not None else None,
+    )  # fmt: skip
+    summary = run("recfuse.studies.mmsrarec:MMSRARecStudy", preset, config, set_, opts)
+    for v in summary.verdicts:
+        typer.echo(f"- {v.line()}")
+
+
 @app.command("guidance")
 def guidance(
     dataset: str = typer.Option(None, help="Dataset (default ml-100k)."),
