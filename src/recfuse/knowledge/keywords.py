@@ -121,14 +121,25 @@ def parse_keywords(raw: str) -> KeywordSet | None:
         return None
 
 
+# The runtime fails a free-text answer that mostly copies its prompt. Keywords copied from the
+# item text are legitimate extractive keywords (ml-100k's text is a title, a year and genres), so
+# such an answer is kept and validated like any other; the reward's length and information terms
+# judge it. A copied data fence or a refusal stays a failure.
+EXTRACTIVE_ECHO = "echo: output repeats the prompt"
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """One proposed summary of one item (``keywords`` None: the answer did not validate)."""
+    """One proposed summary of one item (``keywords`` None: the answer did not validate).
+
+    ``status``: ``ok``, ``echo`` (kept: mostly copied from the prompt) or ``failed``.
+    """
 
     item: int
     variant: str
     raw: str
     keywords: KeywordSet | None
+    status: str = "ok"
 
 
 def keyword_job(
@@ -176,6 +187,13 @@ def generate_candidates(
         for record_id, work in job.plan():
             row = cache.get(work.key)
             raw = row.raw_text if row is not None and row.raw_text is not None else ""
-            keywords = parse_keywords(raw) if row is not None and row.status == "ok" else None
-            out.append(Candidate(int(record_id), variant.name, raw, keywords))
+            status = "failed" if row is None else row.status
+            if (
+                status == "failed"
+                and row is not None
+                and (row.reason or "").startswith(EXTRACTIVE_ECHO)
+            ):
+                status = "echo"
+            keywords = parse_keywords(raw) if status != "failed" else None
+            out.append(Candidate(int(record_id), variant.name, raw, keywords, status))
     return out, reports

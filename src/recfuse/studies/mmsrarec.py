@@ -97,9 +97,9 @@ class MMSRARecStudy(Study[MMSRARecConfig]):
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # end to end in about two minutes on a shared CPU; numbers mean nothing
         "smoke": {
-            "item_limit": 24, "variants": ["short", "topic"], "policy_eval_items": 8,
-            "policy_max_examples": 16, "policy_backend": "transformers", "seeds": [0],
-            "lm_users": 8, "lm_examples": 16, "lm_negatives": 19,
+            "item_limit": 24, "variants": ["short", "topic"], "llm_threads": 1,
+            "policy_eval_items": 8, "policy_max_examples": 4, "policy_backend": "transformers",
+            "seeds": [0], "lm_users": 4, "lm_examples": 4, "lm_negatives": 9,
             "train": {"epochs": 2, "patience": 1, "valid_users": 200, "progress": False},
         },
         # what the heavy queue allows on 2 CPU cores (docs/mmsrarec.md gives the budgets)

@@ -66,6 +66,7 @@ def round_stats(rnd: dict[str, Any], items: np.ndarray) -> dict[str, Any]:
     return {
         "items": len(keep),
         "valid answers": float(np.mean(np.isfinite(scores["reward"][rows]))),
+        "extractive echoes": float(np.mean([c.status == "echo" for c in cands if c.item in keep])),
         "reward (all candidates)": distribution(scores["reward"][rows]),
         "reward (best-of-n)": distribution(scores["reward"][chosen]),
         "words (best-of-n)": distribution(scores["n_words"][chosen]),
@@ -184,7 +185,7 @@ def _paired_best(r0: dict[str, Any], r1: dict[str, Any], held: np.ndarray) -> di
 
 def _candidate_row(c: Candidate, scores: dict[str, np.ndarray], idx: int) -> dict[str, Any]:
     return {
-        "variant": c.variant, "raw": c.raw,
+        "variant": c.variant, "status": c.status, "raw": c.raw,
         "keywords": c.keywords.text() if c.keywords else None,
         **{k: float(scores[k][idx]) for k in ("reward", "recon", "info_loss", "rank")},
     }  # fmt: skip

@@ -38,9 +38,9 @@ def claims(results: Results, ds: str) -> list[Verdict]:
 def reward_table(report: dict[str, Any]) -> str:
     """Reward distribution, keyword length and reconstruction rank per round."""
     lines = [
-        "| round | items | valid answers | reward all (mean ± std) | best-of-n reward (mean, "
+        "| round | items | valid answers | copied from the text | reward all (mean ± std) | best-of-n reward (mean, "
         "median) | best-of-n words | best-of-n recon rank (median) | tokens/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label in ("round 0 (all items)", "round 0 (held-out)", "round 1 (held-out)"):
         s = report.get(label)
@@ -48,7 +48,7 @@ def reward_table(report: dict[str, Any]) -> str:
             continue
         allc, best = s["reward (all candidates)"], s["reward (best-of-n)"]
         lines.append(
-            f"| {label} | {s['items']} | {s['valid answers']:.3f} "
+            f"| {label} | {s['items']} | {s['valid answers']:.3f} | {s['extractive echoes']:.3f} "
             f"| {allc['mean']:.3f} ± {allc['std']:.3f} | {best['mean']:.3f}, {best['median']:.3f} "
             f"| {s['words (best-of-n)']['mean']:.1f} | {s['recon rank (best-of-n)']['median']:.0f} "
             f"| {s['cost']['tokens/s']:.0f} |"
