@@ -101,7 +101,7 @@ class CodeLM(Recommender):
             for level, size in enumerate(self.trie.sizes)
         ]
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-        old = model.get_input_embeddings().weight.shape[0]
+        old = int(model.get_input_embeddings().weight.shape[0])  # type: ignore[index]
         model.resize_token_embeddings(len(self.tokenizer), mean_resizing=True)
         new_ids = list(range(old, len(self.tokenizer)))
         self.model = wrap_lora(model, self.lora_config(), new_ids).to(self.device)
@@ -113,7 +113,7 @@ class CodeLM(Recommender):
     def item_text(self, item: int) -> str:
         return "".join(code_token(level, int(c)) for level, c in enumerate(self.codes[item]))
 
-    def prompt(self, history: Sequence[int]) -> str:
+    def prompt(self, history: Sequence[int] | np.ndarray) -> str:
         """The prompt for a history (item indices in time order); the last items only."""
         recent = " ".join(self.item_text(i) for i in list(history)[-self.config.max_items :])
         return f"A shopper bought, in order: {recent}\nThe next item is: "

@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from recfuse.llm.backend_spec import BackendSpec
@@ -145,7 +146,7 @@ class Candidate:
 def keyword_job(
     name: str,
     texts: Sequence[str],
-    items: Sequence[int],
+    items: Sequence[int] | np.ndarray,
     variant: KeywordVariant,
     backend: BackendSpec | LLM,
     cache: LLMCache,
@@ -164,7 +165,7 @@ def keyword_job(
 def generate_candidates(
     tag: str,
     texts: Sequence[str],
-    items: Sequence[int],
+    items: Sequence[int] | np.ndarray,
     backend: BackendSpec | LLM,
     cache: LLMCache | None = None,
     variants: Sequence[KeywordVariant] = VARIANTS,

@@ -40,6 +40,7 @@ from recfuse.runs.study import (
 )
 
 Stage = Literal["policy", "sasrec", "lm"]
+STAGES: tuple[Stage, ...] = ("policy", "sasrec", "lm")
 SASREC_ARMS = ("sasrec-id", "sasrec-text", "sasrec-kw")
 LM_ARMS = ("lm-kw", "lm-kw-collab")
 S100 = "s100 "  # prefix of sampled-100 metric names
@@ -48,7 +49,7 @@ S100 = "s100 "  # prefix of sampled-100 metric names
 class MMSRARecConfig(StudyConfig):
     """Budgets of every step; ``stages`` picks what runs (keywords always: they are cached)."""
 
-    stages: list[Stage] = Field(default_factory=lambda: ["policy", "sasrec", "lm"])
+    stages: list[Stage] = Field(default_factory=lambda: list(STAGES))
     backend: str = Field("auto", description="LLM backend kind for keyword generation")
     llm_threads: int = Field(2, ge=1, le=64)
     variants: list[str] = Field(default_factory=lambda: ["short", "medium", "topic"], min_length=1)
