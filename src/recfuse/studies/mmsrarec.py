@@ -60,14 +60,14 @@ class MMSRARecConfig(StudyConfig):
     policy_lr: float = Field(5e-4, gt=0)
     policy_backend: Literal["ctranslate2", "transformers"] = "ctranslate2"
     lm_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    lm_users: int = Field(60, ge=2, description="fixed random sample of test users")
-    lm_examples: int = Field(240, ge=1, description="next-item SFT examples")
+    lm_users: int = Field(30, ge=2, description="fixed random sample of test users")
+    lm_examples: int = Field(120, ge=1, description="next-item SFT examples")
     lm_recon_fraction: float = Field(0.25, ge=0.0, le=1.0)
     lm_negatives: int = Field(99, ge=1)
     lm_lr: float = Field(5e-4, gt=0)
     lm_batch: int = Field(8, ge=1)
     train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(epochs=100, patience=5, progress=False)
+        default_factory=lambda: TrainConfig(epochs=60, patience=4, progress=False)
     )
 
     #: what runs, and the policy round (whose report no cell reads), are not part of cell keys
