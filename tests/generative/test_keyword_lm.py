@@ -94,3 +94,5 @@ def test_candidate_scores_equal_minus_the_training_loss(split: Split) -> None:
         with torch.no_grad():
             loss = float(target_loss(lm.model, lm.tokenizer, pair))
         assert scores[0, j] == pytest.approx(-loss, abs=1e-3)
+    texts = lm.generate([history, np.array([3])], max_new_tokens=3)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)

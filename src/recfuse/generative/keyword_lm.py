@@ -26,7 +26,7 @@ import torch
 
 from recfuse.errors import ConfigError
 from recfuse.frozen import locate_model, model_folder
-from recfuse.generative.lora import LoRAConfig, target_loss, train_lora, wrap_lora
+from recfuse.generative.lora import LoRAConfig, left_padded, target_loss, train_lora, wrap_lora
 from recfuse.llm.leakage import check_pairs_in_train
 from recfuse.llm.prompts import fence
 from recfuse.models.base import Recommender
@@ -212,12 +212,8 @@ class KeywordLM:
         tok, out = self.tokenizer, []
         for lo in range(0, len(histories), batch):
             prompts = [self._encode_prompt(h) for h in histories[lo : lo + batch]]
-            width = max(len(p) for p in prompts)
-            ids = torch.full((len(prompts), width), tok.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(prompts), width), dtype=torch.long)
-            for r, p in enumerate(prompts):
-                ids[r, width - len(p) :] = torch.as_tensor(p)
-                mask[r, width - len(p) :] = 1
+            ids, _, mask = left_padded([(p, []) for p in prompts], tok.pad_token_id)
+            width = ids.shape[1]
             gen = self.model.generate(
                 input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,

@@ -25,7 +25,14 @@ import torch
 
 from recfuse.errors import ConfigError
 from recfuse.frozen import locate_model, model_folder
-from recfuse.generative.lora import LoRAConfig, positions, target_loss, train_lora, wrap_lora
+from recfuse.generative.lora import (
+    LoRAConfig,
+    left_padded,
+    positions,
+    target_loss,
+    train_lora,
+    wrap_lora,
+)
 from recfuse.generative.trie import BeamResult, CodeTrie, constrained_beam_search
 from recfuse.models.base import Recommender
 from recfuse.models.training import resolve_device, seed_everything
@@ -168,12 +175,7 @@ class CodeLM(Recommender):
         """Trie-constrained beam search over code tokens for each history."""
         tok = self.tokenizer
         prompts = [tok(self.prompt(h), add_special_tokens=False)["input_ids"] for h in histories]
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, p in enumerate(prompts):
-            ids[row, width - len(p) :] = torch.as_tensor(p)
-            mask[row, width - len(p) :] = 1
+        ids, _, mask = left_padded([(p, []) for p in prompts], tok.pad_token_id)
         ids, mask = ids.to(self.device), mask.to(self.device)
         # the prompt is encoded once; each beam step feeds only the generated code tokens,
         # attending to a copy of the prompt's key/value cache

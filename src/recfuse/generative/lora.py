@@ -69,7 +69,7 @@ def left_padded(
     pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(ids, labels, mask)`` [B, T] for (prompt ids, target ids) pairs, left-padded; labels are
-    -100 except on the target tokens."""
+    -100 except on the target tokens (empty targets: prompts to continue, e.g. generation)."""
     width = max(len(p) + len(t) for p, t in pairs)
     ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
     labels = torch.full((len(pairs), width), -100, dtype=torch.long)
@@ -77,7 +77,8 @@ def left_padded(
     for row, (p, t) in enumerate(pairs):
         seq = list(p) + list(t)
         ids[row, width - len(seq) :] = torch.as_tensor(seq)
-        labels[row, width - len(t) :] = torch.as_tensor(list(t))
+        if len(t):
+            labels[row, width - len(t) :] = torch.as_tensor(list(t))
         mask[row, width - len(seq) :] = 1
     return ids, labels, mask
 
