@@ -102,7 +102,7 @@ class KeywordSet(BaseModel):
 
 
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
-_PREFIX = re.compile(r"^\s*(?:keywords?|tags?)\s*:\s*", re.I)
+_PREFIX = re.compile(r"^\s*(?:keywords?|tags?|data)\s*:\s*", re.I)  # "Data:" echoes the fence
 
 
 def parse_keywords(raw: str) -> KeywordSet | None:

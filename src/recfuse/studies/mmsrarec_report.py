@@ -62,6 +62,31 @@ def reward_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _cell(text: str | None, limit: int = 90) -> str:
+    if text is None:
+        return "–"
+    return text.replace("|", "/").replace("\n", " ")[:limit]
+
+
+def examples_table(folder: StudyFolder, ds: str) -> str:
+    """The sampled held-out items: text, best keywords (reward) before and after the round."""
+    path = folder.path / f"examples-{ds}.json"
+    if not path.is_file():
+        return ""
+    lines = [
+        f"\n### {ds}: sampled held-out items, best-of-n before → after one round\n",
+        "| item | text | before (reward) | after (reward) |",
+        "|---|---|---|---|",
+    ]
+    for row in json.loads(path.read_text()):
+        cells = []
+        for label in ("before", "after"):
+            c = row[label]
+            cells.append("–" if c is None else f"{_cell(c['keywords'])} ({c['reward']:.2f})")
+        lines.append(f"| {row['item']} | {_cell(row['text'])} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 def summarize(results: Results, folder: StudyFolder, prepared: dict[str, Prepared]) -> Summary:
     parts, verdicts, plots = [], [], []
     data: dict[str, Any] = {}
@@ -71,6 +96,7 @@ def summarize(results: Results, folder: StudyFolder, prepared: dict[str, Prepare
         if "policy training" in state.report:
             parts.append(f"\nPolicy training: `{json.dumps(state.report['policy training'])}`")
         parts.append(f"\nItems falling back to their title: {state.report['fallback items']}\n")
+        parts.append(examples_table(folder, ds))
         data[ds] = state.report
         mine = Results([f for f in results.cells if f.cell.dataset == ds])
         if len(mine):
