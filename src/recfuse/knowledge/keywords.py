@@ -101,7 +101,7 @@ class KeywordSet(BaseModel):
         return sum(len(kw.split()) for kw in self.keywords)
 
 
-_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")  # "1. x", not "1996. Comedy"
 _PREFIX = re.compile(r"^\s*(?:keywords?|tags?|data)\s*:\s*", re.I)  # "Data:" echoes the fence
 
 
