@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,9 @@ class CountConfig(StudyConfig):
     arms: list[str] = ["base", "better"]
     gain: float = 0.05
     kill_at: str | None = None  # cell label at which the process kills itself (kill -9)
+    sleep: float = 0.0  # seconds each cell takes
 
-    EXECUTION_FIELDS = StudyConfig.EXECUTION_FIELDS | {"kill_at"}
+    EXECUTION_FIELDS = StudyConfig.EXECUTION_FIELDS | {"kill_at", "sleep"}
 
 
 class CountStudy(Study[CountConfig]):
@@ -59,6 +61,7 @@ class CountStudy(Study[CountConfig]):
             import os
 
             os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(ctx.config.sleep)  # type: ignore[attr-defined]
         CALLS.append(cell.label())
         rng = np.random.default_rng(cell.seed)
         values = rng.uniform(0, 0.3, 200)
@@ -120,6 +123,33 @@ def test_resume_after_kill_runs_only_the_missing_cells(tmp_path: Path) -> None:
     assert resumed.returncode == 0, resumed.stderr
     assert "ran 2" in resumed.stdout
     assert (folder / "results.md").exists()
+
+
+def test_sigint_with_workers_stops_without_running_the_queued_cells(tmp_path: Path) -> None:
+    """Ctrl-C (or `timeout -s INT`) reaches the whole process group: the two running cells are
+    interrupted and the queued ones must not start (they used to, until the queue was empty)."""
+    folder = tmp_path / "interrupted"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_study_skeleton import CountStudy
+        from recfuse.runs.study import load_study_config, run_study
+        sets = ["folder={folder}", "workers=2", "sleep=3"]
+        run_study(CountStudy(), load_study_config(CountStudy, overrides=sets), progress=False)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    cells = folder / "cells"
+    deadline = time.monotonic() + 120
+    while len(list(cells.glob("*.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # the second pair of cells is running now
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert len(list(cells.glob("*.json"))) == 2  # 6 cells: 2 done, 2 interrupted, 2 never run
 
 
 def test_workers_receive_the_device_and_write_every_cell(tmp_path: Path) -> None:

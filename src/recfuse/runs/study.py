@@ -45,12 +45,13 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import hashlib
+import itertools
 import json
 import multiprocessing
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -419,11 +420,21 @@ def _execute(
         # through this module's globals, so nothing large is pickled per cell
         _FORKED.update(study=study, config=config, folder=folder)
         ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(min(config.workers, len(todo)), mp_context=ctx) as pool:
-            futures = [pool.submit(_run_forked, k, c) for k, c in todo]
-            for future in as_completed(futures):
-                yield future.result()
-                bar.update()
+        workers = min(config.workers, len(todo))
+        queue = iter(todo)
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            # One cell per worker in flight, the next submitted as one ends: on Ctrl-C, SIGINT
+            # or a failed cell nothing is queued behind the running cells (a pool given every
+            # cell up front runs them all before it lets the interrupt through).
+            running = {pool.submit(_run_forked, k, c) for k, c in itertools.islice(queue, workers)}
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+                    bar.update()
+                    following = next(queue, None)
+                    if following is not None:
+                        running.add(pool.submit(_run_forked, *following))
     finally:
         _FORKED.clear()
         bar.close()
