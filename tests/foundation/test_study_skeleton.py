@@ -131,7 +131,9 @@ def test_sigint_with_workers_stops_without_running_the_queued_cells(tmp_path: Pa
     folder = tmp_path / "interrupted"
     script = textwrap.dedent(
         f"""
-        import sys
+        import signal, sys
+        # a test runner (pytest-xdist) may start us with SIGINT ignored; a terminal would not
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_study_skeleton import CountStudy
         from recfuse.runs.study import load_study_config, run_study
