@@ -82,23 +82,7 @@ def catalogue(
     report = agent.run(max_rounds=rounds)
     cp = ledger.checkpoint()
 
-    rows = [("perceive", o) for o in agent.perception]
-    rows += [(f"round {r + 1}", o) for r, outs in enumerate(report.rounds) for o in outs]
-    table = Table("step", "entry", "tool", "arguments", "decision", "result / reason")
-    records: list[dict[str, Any]] = []
-    for step, o in rows:
-        args = {k: v for k, v in o.proposal.arguments.items()}
-        result = o.result if o.allowed else o.reason.split(" denied by policy: ")[-1]
-        if isinstance(result, dict) and "item_counts" in result:
-            result = {"part": result["part"], "n_interactions": result["n_interactions"]}
-        table.add_row(
-            step, str(o.entry), o.proposal.tool, _summary(args),
-            "allow" if o.allowed else "DENY", _summary(result),
-        )  # fmt: skip
-        records.append(
-            {"step": step, "entry": o.entry, "tool": o.proposal.tool, "arguments": args,
-             "why": o.proposal.why, "allowed": o.allowed, "result": result}
-        )  # fmt: skip
+    records = _action_records(agent, report)
     verdict = verify_ledger(ledger.path)
     summary = {
         "ledger": str(ledger.path), "entries": ledger.size(), "root": cp.root.hex(),
@@ -108,20 +92,15 @@ def catalogue(
         "actions": records,
     }  # fmt: skip
     write_json(folder / "report.json", summary)
-    lines = [
-        f"# Catalogue agent run ({dataset}, {protocol}, seed {seed})", "",
-        f"- policy set `{policy_set.hash}`",
-        f"- {summary['allowed']} actions allowed, {summary['denied']} denied",
-        f"- ledger `{ledger.path}`: {ledger.size()} entries, root `{cp.root.hex()}`, verified: {verdict.ok}",
-        "", "| step | entry | tool | decision | result / reason |", "|---|---|---|---|---|",
-    ]  # fmt: skip
-    lines += [
-        f"| {r['step']} | {r['entry']} | {r['tool']} | {'allow' if r['allowed'] else 'DENY'} | "
-        f"{_summary(r['result'])} |"
-        for r in records
-    ]
-    write_text(folder / "report.md", "\n".join(lines) + "\n")
+    header = f"# Catalogue agent run ({dataset}, {protocol}, seed {seed})"
+    write_text(folder / "report.md", _report_markdown(header, policy_set.hash, summary, verdict.ok))
     console = Console(width=180)
+    table = Table("step", "entry", "tool", "arguments", "decision", "result / reason")
+    for r in records:
+        table.add_row(
+            r["step"], str(r["entry"]), r["tool"], _summary(r["arguments"]),
+            "allow" if r["allowed"] else "DENY", _summary(r["result"]),
+        )  # fmt: skip
     console.print(table)
     console.print(
         f"{summary['allowed']} allowed, {summary['denied']} denied; catalogue now {store.counts()}\n"
@@ -132,6 +111,40 @@ def catalogue(
     toolbox.close()
     store.close()
     ledger.close()
+
+
+def _action_records(agent: Any, report: Any) -> list[dict[str, Any]]:
+    """One JSON-able record per agent action (perception, then each round), denials with the
+    policy's reason in place of a result."""
+    rows = [("perceive", o) for o in agent.perception]
+    rows += [(f"round {r + 1}", o) for r, outs in enumerate(report.rounds) for o in outs]
+    records: list[dict[str, Any]] = []
+    for step, o in rows:
+        result = o.result if o.allowed else o.reason.split(" denied by policy: ")[-1]
+        if isinstance(result, dict) and "item_counts" in result:
+            result = {"part": result["part"], "n_interactions": result["n_interactions"]}
+        records.append(
+            {"step": step, "entry": o.entry, "tool": o.proposal.tool,
+             "arguments": dict(o.proposal.arguments), "why": o.proposal.why,
+             "allowed": o.allowed, "result": result}
+        )  # fmt: skip
+    return records
+
+
+def _report_markdown(header: str, policy_hash: str, summary: dict[str, Any], ok: bool) -> str:
+    lines = [
+        header, "",
+        f"- policy set `{policy_hash}`",
+        f"- {summary['allowed']} actions allowed, {summary['denied']} denied",
+        f"- ledger `{summary['ledger']}`: {summary['entries']} entries, root `{summary['root']}`, verified: {ok}",
+        "", "| step | entry | tool | decision | result / reason |", "|---|---|---|---|---|",
+    ]  # fmt: skip
+    lines += [
+        f"| {r['step']} | {r['entry']} | {r['tool']} | {'allow' if r['allowed'] else 'DENY'} | "
+        f"{_summary(r['result'])} |"
+        for r in summary["actions"]
+    ]
+    return "\n".join(lines) + "\n"
 
 
 @app.command()
