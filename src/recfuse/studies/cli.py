@@ -53,6 +53,16 @@ def run(
     return run_study(cls(**study_kwargs), cfg)
 
 
+def _csv(text: str | None) -> list[str] | None:
+    """Comma-separated names; an option not given (or empty) stays None."""
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _echo_verdicts(summary: Any) -> None:
+    for v in summary.verdicts:
+        typer.echo(f"- {v.line()}")
+
+
 def _seeds(n: int | None, first: int = 0) -> list[int] | None:
     return None if n is None else list(range(first, first + n))
 
@@ -117,7 +127,7 @@ def baselines(
     opts = _options(
         datasets=[dataset] if dataset else None,
         seeds=_seeds(seeds or (1 if seed is not None else None), first), threads=threads,
-        output=out, models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
+        output=out, models=_csv(models),
         **{"train.max_seconds": _budget(max_seconds), "train.valid_users": valid_users,
            "train.device": device},
     )  # fmt: skip
@@ -137,8 +147,8 @@ def i2i(
 ) -> None:
     """LLM-I2I: generator + discriminator refine the data of ItemCF / Swing / embedding I2I."""
     opts = _options(
-        datasets=[d.strip() for d in dataset.split(",") if d.strip()] if dataset else None,
-        models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
+        datasets=_csv(dataset),
+        models=_csv(models),
         seeds=_seeds(seeds), teacher=teacher, output=out,
     )  # fmt: skip
     run("recfuse.studies.i2i.study:I2IStudy", preset, config, set_, opts)
@@ -165,7 +175,7 @@ def cemg(
     opts = _options(
         datasets=[dataset] if dataset else None,
         seeds=_seeds(seeds or (3 if first_seed else None), first_seed), output=out,
-        methods=[m.strip() for m in methods.split(",") if m.strip()] if methods else None,
+        methods=_csv(methods),
         collab_model=collab_model, levels=levels,
         codebook_size=None if codebook_size is None else (codebook_size or float("nan")),
         text_features=text_features_path or None, threads=threads,
@@ -188,7 +198,7 @@ def higemine(
 ) -> None:
     """HiGeMine: hierarchical + graph vs flat genre prediction, filtered vs unfiltered reviews."""
     opts = _options(
-        datasets=[d.strip() for d in datasets.split(",") if d.strip()] if datasets else None,
+        datasets=_csv(datasets),
         seeds=_seeds(seeds), model=model, limit=limit, output=out, threads=threads,
     )  # fmt: skip
     run("recfuse.studies.higemine:HiGeMineStudy", preset, config, set_, opts)
@@ -211,7 +221,7 @@ def leakage(
     """The Clever-Hans leakage audit for each case over seeds."""
     opts = _options(
         folder=out, seeds=_seeds(seeds), probe=probe, threads=threads,
-        datasets=[c.strip() for c in cases.split(",") if c.strip()] if cases else None,
+        datasets=_csv(cases),
         chembl_max_groups=chembl_max_groups,
     )  # fmt: skip
     run("recfuse.studies.leakage:LeakageStudy", preset, config, set_, opts)
@@ -252,13 +262,12 @@ def mmsrarec(
 ) -> None:
     """MMSRARec: reward-shaped keyword summaries, collaborative keywords, a keyword LM."""
     opts = _options(
-        datasets=[d.strip() for d in dataset.split(",") if d.strip()] if dataset else None,
+        datasets=_csv(dataset),
         seeds=_seeds(seeds), lm_seeds=_seeds(lm_seeds), output=out, workers=workers,
-        stages=[s.strip() for s in stages.split(",") if s.strip()] if stages is not None else None,
+        stages=_csv(stages) or ([] if stages is not None else None),  # "" = no optional stage
     )  # fmt: skip
     summary = run("recfuse.studies.mmsrarec:MMSRARecStudy", preset, config, set_, opts)
-    for v in summary.verdicts:
-        typer.echo(f"- {v.line()}")
+    _echo_verdicts(summary)
 
 
 @app.command("guidance")
@@ -282,8 +291,7 @@ def guidance(
     # BPR's own optimiser defaults (the shared TrainConfig's are SASRec's); --set wins
     base = ["train.batch_size=4096", "train.lr=0.005"] if backbone == "bpr" else []
     summary = run("recfuse.studies.guidance:GuidanceStudy", preset, config, [*base, *set_], opts)
-    for v in summary.verdicts:
-        typer.echo(f"- {v.line()}")
+    _echo_verdicts(summary)
 
 
 @app.command("reaseq")
@@ -310,8 +318,7 @@ def reaseq(
     )  # fmt: skip
     summary = run("recfuse.studies.reaseq:ReaSeqStudy", preset, config, set_, opts)
     typer.echo(summary.markdown)
-    for v in summary.verdicts:
-        typer.echo(f"- {v.line()}")
+    _echo_verdicts(summary)
 
 
 for _name, _module in STUDIES.items():
