@@ -37,6 +37,7 @@ def test_store_equals_direct_forward_of_the_frozen_model(model_name, tmp_path, i
             assert np.allclose(got_last, ref_last, rtol=1e-4, atol=1e-4 * scale), (i, layer)
 
 
+@pytest.mark.filterwarnings("ignore:extract_features. dtype bfloat16")  # an AVX2-only CPU
 def test_bfloat16_and_token_batches_stay_close_to_float32(tiny_encoder, tmp_path, item_texts):
     run = dict(store=FeatureStore(tmp_path), progress=False)
     ref = extract_features(item_texts, tiny_encoder, "sample", batch_size=2, **run)
@@ -62,3 +63,24 @@ def test_token_budget_batches() -> None:
     assert [len(b) for b in _batches(seqs, 4, None)] == [4, 2]
     with pytest.raises(ConfigError, match="dtype"):
         extract_features(["a"], "minilm", dtype="float16")
+
+
+def test_bfloat16_without_native_support_warns(tiny_encoder, tmp_path, item_texts, monkeypatch):
+    from recfuse.features import extract as extract_module
+
+    monkeypatch.setattr(extract_module, "cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="AVX512-BF16"):
+        extract_features(
+            item_texts[:2], tiny_encoder, "s", store=FeatureStore(tmp_path), dtype="bfloat16",
+            progress=False,
+        )  # fmt: skip
+
+
+def test_cpu_bf16_detection_reads_the_cpu_flags(tmp_path):
+    from recfuse.features.extract import cpu_has_bf16
+
+    (tmp_path / "avx2").write_text("flags\t\t: fpu sse2 avx2 fma\n")
+    (tmp_path / "spr").write_text("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n")
+    assert cpu_has_bf16(tmp_path / "avx2") is False
+    assert cpu_has_bf16(tmp_path / "spr") is True
+    assert cpu_has_bf16(tmp_path / "missing") is None

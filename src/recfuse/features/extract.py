@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,19 @@ FORMAT_VERSION = 1
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether the CPU has native bfloat16 matmuls (AVX512-BF16 or AMX); None if unknown.
+
+    Without them bfloat16 autocast is emulated: on this project's AVX2-only machine it ran
+    MiniLM 5x and SmolLM2 5x slower than float32 (docs/results/efficiency.md, section 5).
+    """
+    try:
+        flags = cpuinfo.read_text()
+    except OSError:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def extraction_identity(
@@ -151,6 +165,12 @@ def extract_features(
         raise ConfigError("batch_size, chunk_items and max_length must be positive")
     if dtype not in DTYPES:
         raise ConfigError(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
+    if dtype == "bfloat16" and device == "cpu" and cpu_has_bf16() is False:
+        warnings.warn(
+            "extract_features: dtype bfloat16 on a CPU without AVX512-BF16/AMX is emulated and "
+            "was measured ~5x slower than float32; use dtype='float32' here",
+            stacklevel=2,
+        )
     store = store or FeatureStore()
     identity = extraction_identity(model, texts, template, max_length, dtype)
     fset = store.feature_set(dataset, identity["model"], identity)
