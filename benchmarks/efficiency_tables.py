@@ -110,7 +110,7 @@ def main() -> None:
     print(
         "sliding:", paired(arms["masked, last window"], arms["masked, sliding windows (stride 50)"])
     )
-    for f in _load("threads.json"):
+    for f in _load("threads_quiet.json"):
         print("\n| threads | concurrent jobs | s / epoch | epochs/s, all jobs | load |")
         print("|---|---|---|---|---|")
         for r in f["rows"]:
