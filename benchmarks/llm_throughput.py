@@ -10,7 +10,11 @@ and two-option score calls/s, one by one (``score``) and batched (``score_many``
 GFLOP/s at that thread count (model-shaped: [512, 576] x [576, 1536]) and reports each rate as
 a fraction of the FLOP bound ``GFLOP/s / (2 * params)`` tokens/s (a score call's bound is that
 over the prompt tokens the backend computes: all of them for transformers, those after the
-cached template prefix for CTranslate2). int8 kernels can beat a float32 bound. It also reports
+cached prefixes for CTranslate2, as its own ``stats`` count them). int8 kernels can beat a float32
+bound. For CTranslate2 the score section also runs the pairwise teacher's workload (``--teacher
+16 8``: 16 users x 8 `PAIRWISE_TEMPLATE` prompts, each user's 8-book history shared by that
+user's prompts) in one `score_many`, with the template prefix only (the path before shared
+prefixes) and with shared prefixes, alternating ``--repeats`` times, side by side (int8 only). It also reports
 how often int8 and transformers make the same A/B choice as CTranslate2 float32. Cache lookups/s are measured as before. ``--build-llamacpp`` compiles
 llama-cpp-python first (about 7 minutes; the CMAKE_ARGS of ../shared/ENVIRONMENT.md). Prints
 markdown tables and writes JSON under runs/bench/.
@@ -19,6 +23,7 @@ markdown tables and writes JSON under runs/bench/.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import subprocess
@@ -36,6 +41,16 @@ TITLES = [
     "Dune", "Emma", "Walden", "Hamlet", "Solaris", "Kindred", "Beloved", "Ulysses", "Dracula",
     "Rebecca", "Middlemarch", "Persuasion", "Frankenstein", "Ivanhoe", "Candide", "Lolita",
     "Hyperion", "Neuromancer",
+]  # fmt: skip
+# Item texts as a teacher shows them (title and author), for the teacher workload.
+BOOKS = [
+    "Dune by Frank Herbert", "Emma by Jane Austen", "Walden by Henry David Thoreau",
+    "Hamlet by William Shakespeare", "Solaris by Stanislaw Lem", "Kindred by Octavia Butler",
+    "Beloved by Toni Morrison", "Ulysses by James Joyce", "Dracula by Bram Stoker",
+    "Rebecca by Daphne du Maurier", "Middlemarch by George Eliot",
+    "Persuasion by Jane Austen", "Frankenstein by Mary Shelley", "Ivanhoe by Walter Scott",
+    "Candide by Voltaire", "The Left Hand of Darkness by Ursula K. Le Guin",
+    "Hyperion by Dan Simmons", "Neuromancer by William Gibson",
 ]  # fmt: skip
 PARAMS = 134_515_008  # SmolLM2-135M, tied embeddings counted once (they are the LM head)
 
@@ -61,6 +76,25 @@ def score_prompts(n: int) -> list[Any]:
         template.build({"history": f"{TITLES[i % 7]}; {TITLES[(i + 3) % 11]}", "a": a, "b": b})
         for i, (a, b) in enumerate(pairs[:n])
     ]
+
+
+def teacher_prompts(users: int, per_user: int, history: int = 8) -> list[Any]:
+    """The pairwise teacher's workload: ``users`` x ``per_user`` prompts of the real
+    `PAIRWISE_TEMPLATE`, each user's fenced history of ``history`` titles shared by all of
+    that user's prompts (pairs of candidates from the other titles, both presentation orders),
+    grouped by user as `LLMTeacher.records` lists them."""
+    from recfuse.guidance.teachers import PAIRWISE_TEMPLATE
+
+    out = []
+    for u in range(users):
+        titles = [BOOKS[(u * 5 + k) % len(BOOKS)] for k in range(len(BOOKS))]
+        shown, rest = titles[:history], titles[history:]
+        lines = "\n".join(f"- {t}" for t in shown)
+        for n in range(per_user):
+            pos, neg = rest[(n // 2) % len(rest)], rest[(n // 2 + 3) % len(rest)]
+            a, b = (pos, neg) if n % 2 == 0 else (neg, pos)
+            out.append(PAIRWISE_TEMPLATE.build({"history": lines, "a": a, "b": b}))
+    return out
 
 
 def timed(fn: Callable[[], int]) -> tuple[int, float]:
@@ -102,7 +136,51 @@ def bench_generate(llm: Any, batches: list[int], max_tokens: int) -> dict[str, A
     return out
 
 
-def bench_score(llm: Any, n_single: int, n_many: int) -> dict[str, Any]:
+def bench_teacher(llm: Any, users: int, per_user: int, repeats: int = 1) -> dict[str, Any]:
+    """Calls/s of one `score_many` over the teacher workload, template prefix only (as before
+    shared prefixes) and with shared prefixes, alternating ``repeats`` times on the same
+    backend; each timed pass starts from an empty prefix cache (its reload is not timed).
+    Computed tokens per call come from ``llm.stats``."""
+    items = [(p, ["A", "B"]) for p in teacher_prompts(users, per_user)]
+    out: dict[str, Any] = {"users": users, "per_user": per_user, "items": len(items)}
+    scores: dict[bool, list[Any]] = {}
+    for shared in (False, True) * repeats:
+        llm.shared_prefixes = shared
+        llm.clear_prefix_cache()
+        before = dataclasses.replace(llm.stats)
+        started = time.perf_counter()
+        scores[shared] = llm.score_many(items)
+        wall = time.perf_counter() - started
+        stats = llm.stats
+        arm = out.setdefault("shared" if shared else "template", {"per_s": []})
+        arm["per_s"].append(len(items) / wall)
+        arm["prompt_tokens"] = (stats.prompt_tokens - before.prompt_tokens) / len(items)
+        arm["computed_tokens"] = (stats.computed_tokens - before.computed_tokens) / len(items)
+        arm["reloads"] = stats.reloads - before.reloads
+        arm["cached_mb"] = stats.cached_tokens * llm.state_bytes_per_token / 2**20
+    llm.shared_prefixes = True
+    margins = {k: [float(x[0] - x[1]) for x in v] for k, v in scores.items()}
+    out["same_choice"] = sum(
+        (a > 0) == (b > 0) for a, b in zip(margins[False], margins[True], strict=True)
+    ) / len(items)
+    out["max_abs_margin_diff"] = max(
+        abs(a - b) for a, b in zip(margins[False], margins[True], strict=True)
+    )
+    for name in ("template", "shared"):
+        out[name]["best_per_s"] = max(out[name]["per_s"])
+    print(
+        f"    teacher ({users} users x {per_user}): {out['template']['best_per_s']:.1f}/s "
+        f"template prefix, {out['shared']['best_per_s']:.1f}/s shared prefixes; computed "
+        f"tokens/call {out['template']['computed_tokens']:.0f} -> "
+        f"{out['shared']['computed_tokens']:.0f}",
+        flush=True,
+    )
+    return out
+
+
+def bench_score(
+    llm: Any, n_single: int, n_many: int, users: int = 16, per_user: int = 8, repeats: int = 1
+) -> dict[str, Any]:
     from recfuse.llm import ScoreManyMixin, score_many
 
     single = score_prompts(n_single)
@@ -117,17 +195,25 @@ def bench_score(llm: Any, n_single: int, n_many: int) -> dict[str, Any]:
         scores.extend(score_many(llm, [(p, ["A", "B"]) for p in many]))
         return len(scores)
 
+    stats = getattr(llm, "stats", None)
+    before = dataclasses.replace(stats) if stats is not None else None
     m, wall_many = timed(batched)
+    computed = (stats.computed_tokens - before.computed_tokens) / m if before else None
     split = [llm.encode_split(p) for p in many] if hasattr(llm, "encode_split") else [([], 0)]
     tokens = sum(len(ids) for ids, _ in split) / len(split)
     shared = sum(k for _, k in split) / len(split)
     print(f"    score: {n / wall:.1f}/s one by one, {m / wall_many:.1f}/s batched", flush=True)
+    # int8 only: float32 at ~2.6 calls/s would spend minutes here; its parity is a test.
+    int8 = getattr(llm, "compute_type", "") == "int8" and hasattr(llm, "shared_prefixes")
+    teacher = bench_teacher(llm, users, per_user, repeats) if int8 and users else None
     return {
+        "teacher": teacher,
         "one_by_one_per_s": n / wall,
         "batched_per_s": m / wall_many,
         "batched_items": m,
         "prompt_tokens": tokens,
         "shared_prefix_tokens": shared,
+        "computed_tokens": computed,  # per call, from the backend's own count (CTranslate2)
         "margins": [float(x[0] - x[1]) for x in scores],  # log p(A) - log p(B), prompt order
     }
 
@@ -191,6 +277,7 @@ def build_llamacpp() -> None:
 def table(results: dict[str, Any], batches: list[int]) -> str:
     """Markdown: one row per (threads, backend); ``(x%)`` is the fraction of the FLOP bound."""
     cols = [f"tok/s @{b}" for b in batches] + ["score/s one by one", "score/s batched"]
+    cols += ["teacher score/s, template prefix", "teacher score/s, shared prefixes"]
     lines = ["| threads | backend | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
     for threads, run in results["runs"].items():
         bound = run["token_bound_per_s"]
@@ -205,16 +292,21 @@ def table(results: dict[str, Any], batches: list[int]) -> str:
             ]
             cells += ["—"] * (len(batches) - len(cells))
             s = r["score"]
-            # The bound for the prompt tokens this backend computes (CTranslate2 computes a
-            # shared template prefix once, so only the rest counts).
-            computed = s["prompt_tokens"] - (
-                s["shared_prefix_tokens"] if "ctranslate2" in name else 0
-            )
+            # The bound for the prompt tokens this backend computes: all of them for
+            # transformers; CTranslate2 counts what it ran (cached prefixes left out).
+            computed = s.get("computed_tokens") or s["prompt_tokens"]
             score_bound = bound / max(computed, 1)
             cells += [
                 f"{s['one_by_one_per_s']:.1f}",
                 f"{s['batched_per_s']:.1f} ({s['batched_per_s'] / score_bound:.0%})",
             ]
+            for arm in ("template", "shared"):
+                t = (s.get("teacher") or {}).get(arm)
+                if t is None:
+                    cells.append("—")
+                    continue
+                rate, tokens = t["best_per_s"], t["computed_tokens"]
+                cells.append(f"{rate:.1f} ({rate * tokens / bound:.0%}, {tokens:.0f} tok)")
             lines.append(f"| {threads} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -226,6 +318,15 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=24)
     parser.add_argument("--score-single", type=int, default=16)
     parser.add_argument("--score-many", type=int, default=256)
+    parser.add_argument(
+        "--teacher",
+        type=int,
+        nargs=2,
+        default=[16, 8],
+        metavar=("USERS", "PER_USER"),
+        help="pairwise-teacher workload: users x prompts sharing each user's history",
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="teacher arm pairs per backend")
     parser.add_argument("--skip", nargs="*", default=[], help="backend families to skip")
     parser.add_argument("--cache-rows", type=int, default=20000)
     parser.add_argument("--build-llamacpp", action="store_true")
@@ -247,6 +348,7 @@ def main() -> None:
         },
         "runs": {},
     }
+    out_file = args.out / f"llm_throughput-{time.strftime('%Y%m%d-%H%M%S')}.json"
     for threads in args.threads:
         gflops = matmul_gflops(threads)
         run: dict[str, Any] = {
@@ -254,6 +356,7 @@ def main() -> None:
             "token_bound_per_s": gflops * 1e9 / (2 * PARAMS),
             "backends": {},
         }
+        results["runs"][str(threads)] = run
         print(
             f"threads {threads}: {gflops:.1f} GFLOP/s -> bound {run['token_bound_per_s']:.0f} tok/s"
         )
@@ -268,18 +371,21 @@ def main() -> None:
                     "generate": bench_generate(
                         llm, args.batches[:1] if sequential else args.batches, args.max_tokens
                     ),
-                    "score": bench_score(llm, args.score_single, args.score_many),
+                    "score": bench_score(
+                        llm, args.score_single, args.score_many, *args.teacher, args.repeats
+                    ),
                 }
             except Exception as exc:  # report a backend that fails instead of losing the run
                 r = {"error": f"{type(exc).__name__}: {str(exc).split('.')[0]}"}
             run["backends"][name] = r
             del llm
+            args.out.mkdir(parents=True, exist_ok=True)
+            write_json(out_file, results)  # after each backend: a timeout keeps what was done
         run["agreement_with_float32"] = agreement(run)
-        results["runs"][str(threads)] = run
     args.out.mkdir(parents=True, exist_ok=True)
     results["cache"] = bench_cache(args.cache_rows, args.out)
     results["machine"]["load_avg_end"] = os.getloadavg()
-    write_json(args.out / f"llm_throughput-{time.strftime('%Y%m%d-%H%M%S')}.json", results)
+    write_json(out_file, results)
     load = results["machine"]
     print(
         f"\n{args.max_tokens} new tokens per prompt, greedy; score = 2 options, "
@@ -291,6 +397,18 @@ def main() -> None:
         print(f"threads {threads}: matmul {run['matmul_gflops']:.1f} GFLOP/s, bound "
               f"{run['token_bound_per_s']:.0f} tok/s")  # fmt: skip
     print(table(results, args.batches))
+    print("teacher cells: calls/s (fraction of the FLOP bound, prompt tokens computed per call)")
+    for threads, run in results["runs"].items():
+        for name, r in run["backends"].items():
+            t = r.get("score", {}).get("teacher")
+            if t:
+                print(f"threads {threads}: {name} teacher {t['items']} prompts "
+                      f"({t['users']} users x {t['per_user']}), "
+                      f"{t['template']['prompt_tokens']:.0f} tokens each: template "
+                      f"{', '.join(f'{v:.1f}' for v in t['template']['per_s'])}/s, shared "
+                      f"{', '.join(f'{v:.1f}' for v in t['shared']['per_s'])}/s; same choice "
+                      f"{t['same_choice']:.1%}, max |margin diff| {t['max_abs_margin_diff']:.2e}; "
+                      f"reloads {t['shared']['reloads']}")  # fmt: skip
     for threads, run in results["runs"].items():
         for name, a in run["agreement_with_float32"].items():
             print(f"threads {threads}: {name} vs ctranslate2 float32 on {a['items']} A/B prompts: "

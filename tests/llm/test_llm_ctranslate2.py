@@ -123,6 +123,92 @@ def test_prefix_split_keeps_the_token_ids(ct2_int8: Any) -> None:
     b, nb = ct2_int8.encode_split(SCORE_ITEMS[3][0])
     assert na == nb > 20 and a[:na] == b[:nb]  # the template text before the first fence
     assert ct2_int8.encode_split(RawPrompt("The capital of France is"))[1] == 0
+    # The second split: through the first fenced field (the history), shared by one user.
+    one, two, other = (ct2_int8.encode_splits(p) for p, _ in teacher_items(2, 2)[:3])
+    assert one[0] != two[0] and one[1] == two[1] == other[1]
+    assert one[1] < one[2] == two[2] < len(one[0]) and one[0][: one[2]] == two[0][: two[2]]
+    assert one[0][: one[2]] != other[0][: other[2]]  # another user's history
+    assert ct2_int8.encode_splits(PROMPTS[0])[2] == 0  # one fenced field: no second split
+
+
+BOOKS = [
+    "Dune by Frank Herbert", "Emma by Jane Austen", "Walden by Henry David Thoreau",
+    "Hamlet by William Shakespeare", "Solaris by Stanislaw Lem", "Kindred by Octavia Butler",
+    "Beloved by Toni Morrison", "Ulysses by James Joyce", "Dracula by Bram Stoker",
+]  # fmt: skip
+
+
+def teacher_fields(users: int, per_user: int) -> list[dict[str, str]]:
+    """Fields of pairwise-teacher prompts: each user's 5-book history shared by their pairs."""
+    out = []
+    for u in range(users):
+        history = "\n".join(f"- {BOOKS[(u + k) % len(BOOKS)]}" for k in range(5))
+        for n in range(per_user):
+            a, b = BOOKS[(u + 5 + n) % len(BOOKS)], BOOKS[(u + 6 + n) % len(BOOKS)]
+            out.append({"history": history, "a": a, "b": b})
+    return out
+
+
+def teacher_items(users: int, per_user: int) -> list[tuple[Prompt, list[str]]]:
+    """The real `PAIRWISE_TEMPLATE` prompts of `teacher_fields`, options A / B."""
+    from recfuse.guidance.teachers import PAIRWISE_TEMPLATE
+
+    return [(PAIRWISE_TEMPLATE.build(f), ["A", "B"]) for f in teacher_fields(users, per_user)]
+
+
+def _both_paths(llm: Any, items: list[Any]) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """``(shared, template)`` scores of ``items`` [n, 2] and the tokens each path computed."""
+    assert llm.shared_prefixes
+    shared_before, computed_before = llm.stats.shared_prompts, llm.stats.computed_tokens
+    shared = np.array(llm.score_many(items))
+    computed_shared = llm.stats.computed_tokens - computed_before
+    assert llm.stats.shared_prompts - shared_before == len(items)  # the shared path ran
+    try:
+        llm.shared_prefixes = False
+        computed_before = llm.stats.computed_tokens
+        template = np.array(llm.score_many(items))
+        computed_template = llm.stats.computed_tokens - computed_before
+    finally:
+        llm.shared_prefixes = True
+    return shared, template, computed_shared, computed_template
+
+
+def test_shared_prefixes_give_the_template_path_scores(ct2_float32: Any, ct2_int8: Any) -> None:
+    items = teacher_items(2, 6)
+    exact, exact_template, computed, computed_template = _both_paths(ct2_float32, items)
+    assert computed < 0.8 * computed_template  # each history computed once, not 6 times
+    # float32: the same computation, so the same scores and choices.
+    np.testing.assert_allclose(exact, exact_template, atol=1e-4)
+    assert list(np.diff(exact)[:, 0] > 0) == list(np.diff(exact_template)[:, 0] > 0)
+    single = np.array([ct2_float32.score(p, o) for p, o in items])  # one prompt: template path
+    np.testing.assert_allclose(single, exact_template, atol=1e-4)
+    # int8 moves with how a prompt is split into passes (a fully inline pass differs from the
+    # template path as much): the shared path must be no further from float32 than that one.
+    quantized, quantized_template, _, _ = _both_paths(ct2_int8, items)
+    err, err_template = np.abs(quantized - exact).mean(), np.abs(quantized_template - exact).mean()
+    print(f"int8 vs float32, mean |log-prob diff|: shared {err:.3f}, template {err_template:.3f};"
+          f" shared vs template max {np.abs(quantized - quantized_template).max():.3f} nats;"
+          f" computed tokens {computed_template} -> {computed}")  # fmt: skip
+    assert err <= 1.25 * err_template + 0.05
+
+
+def test_prefix_cache_stays_bounded_by_fresh_generators(ct2_int8: Any) -> None:
+    from recfuse.llm.ctranslate2_backend import CTranslate2LLM
+
+    items = teacher_items(5, 4)
+    _, _, n_shared = ct2_int8.encode_splits(items[0][0])
+    # Room for the template prefix and about two users' prefixes, then a fresh generator.
+    budget_mb = 2.5 * n_shared * ct2_int8.state_bytes_per_token / 2**20
+    small = CTranslate2LLM("smollm2", compute_type="int8", batch_size=8, prefix_cache_mb=budget_mb)
+    bounded = []
+    for u in range(5):  # one user per call, as a job's batches might split them
+        bounded += small.score_many(items[4 * u : 4 * u + 4])
+        assert small.stats.cached_tokens * small.state_bytes_per_token <= budget_mb * 2**20
+        assert small.stats.cached_prefixes == len(small._cached) <= 2
+    assert small.stats.reloads >= 2 and small.stats.shared_prompts == len(items)
+    # A reload changes nothing: the same scores as the unbounded backend's, bit for bit.
+    for got, expected in zip(bounded, ct2_int8.score_many(items), strict=True):
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_auto_spec_picks_ctranslate2_with_matching_identity(ct2_int8: Any) -> None:
@@ -148,6 +234,7 @@ class CountingScorer:
         self.inner = inner
         self.backend, self.model_id, self.batch_size = inner.backend, inner.model_id, 8
         self.many_calls: list[int] = []
+        self.many_items: list[list[Any]] = []
         self.single_calls = 0
 
     def generate(self, prompts: Any, **kwargs: Any) -> Any:
@@ -159,6 +246,7 @@ class CountingScorer:
 
     def score_many(self, items: Any) -> list[np.ndarray]:
         self.many_calls.append(len(items))
+        self.many_items.append(list(items))
         return self.inner.score_many(items)
 
 
@@ -186,3 +274,18 @@ def test_score_job_runs_in_large_batches_and_stores_the_scores(ct2_int8: Any, tm
         assert sum(stored[record.id]["probs"].values()) == pytest.approx(1.0)
     assert job.run().completed == 0  # cached: a rerun computes nothing
     assert counting.many_calls == [28]
+
+
+def test_score_job_keeps_each_users_prompts_in_one_batch(ct2_int8: Any, tmp_path) -> None:
+    from recfuse.guidance.teachers import PAIRWISE_TEMPLATE
+    from recfuse.llm import LLMJob, PromptRecord
+
+    records = [PromptRecord(str(n), f) for n, f in enumerate(teacher_fields(3, 4))]
+    counting = CountingScorer(ct2_int8)
+    job = LLMJob("users", records, PAIRWISE_TEMPLATE, backend=counting, task="score",
+                 options=["A", "B"], cache=tmp_path / "c.sqlite", progress=False)  # fmt: skip
+    assert job.run(batch_size=4).completed == 12
+    assert counting.many_calls == [4, 4, 4]
+    for batch in counting.many_items:  # one user's history per call, not a length-sorted mix
+        shared = {tuple(ids[:n]) for ids, _, n in (ct2_int8.encode_splits(p) for p, _ in batch)}
+        assert len(shared) == 1

@@ -8,19 +8,25 @@ applied when the model loads. Prompts are rendered and tokenized by the same tok
 transformers backend, so the two read identical token ids.
 
 Speed comes from three things: CTranslate2's kernels, batches of prompts of equal length (its
-decoder feeds variable-length prompts only up to the shortest one at once), and the template
-prefix every prompt of a task shares (system message, data rule, instruction), which is computed
-once and cached as CTranslate2's ``static_prompt``. Per-layer hidden states are not exposed by
-CTranslate2; `hidden_states` loads the transformers backend on first use and delegates.
+decoder feeds variable-length prompts only up to the shortest one at once), and prompt prefixes
+computed once and cached as CTranslate2's ``static_prompt``: the template prefix every prompt of
+a task shares (system message, data rule, instruction) and, in `score_many`, the longer prefix
+through the first fenced field when enough prompts of the call share it (a pairwise teacher's
+user history). CTranslate2 keeps every cached prefix for the model's lifetime and offers no way
+to drop one, so the cache is bounded by starting a fresh generator when it would outgrow
+``prefix_cache_mb``. Per-layer hidden states are not exposed by CTranslate2; `hidden_states`
+loads the transformers backend on first use and delegates.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +46,30 @@ from recfuse.llm.hf_prompts import HFPromptMixin
 COMPUTE_TYPES = ("int8", "float32", "int8_float32")
 # Static prefixes shorter than this are not worth a cache entry.
 MIN_PREFIX_TOKENS = 8
-# CTranslate2 keeps every cached static prompt for the generator's lifetime (SmolLM2: ~46 KB of
-# keys and values per prefix token, ~4.6 MB for a 100-token prefix); past this many distinct
-# prefixes new ones are sent inline instead (results stay equal up to int8 rounding).
-MAX_CACHED_PREFIXES = 64
+# CTranslate2 keeps every cached static prompt for the model's lifetime (SmolLM2: ~46 KB of
+# float32 keys and values per prefix token, ~6.4 MB for a 140-token prefix of template + user
+# history); when the next one would pass this budget a fresh generator is started (its load,
+# int8 quantization included, is the price of the bound).
+PREFIX_CACHE_MB = 256.0
+
+
+@dataclass
+class PrefixStats:
+    """What the prefix reuse did since the backend was built (for benchmarks and tests).
+
+    ``prompt_tokens``: tokens of the prompts (and option stems) sent; ``computed_tokens``: those
+    the model ran (cached prefixes excluded, a newly computed prefix counted once per call);
+    ``cached_prefixes`` / ``cached_tokens``: what the live generator's cache holds;
+    ``reloads``: fresh generators started to empty it; ``reload_seconds``: their total time.
+    """
+
+    prompt_tokens: int = 0
+    computed_tokens: int = 0
+    shared_prompts: int = 0
+    cached_prefixes: int = 0
+    cached_tokens: int = 0
+    reloads: int = 0
+    reload_seconds: float = 0.0
 
 
 def _import_ctranslate2() -> Any:
@@ -101,6 +127,10 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
         inter_threads: calls run in parallel, each with ``threads`` threads (on 2 cores:
             ``threads=1, inter_threads=2`` or ``threads=2, inter_threads=1``).
         prefix_cache: reuse the shared template prefix across calls (``static_prompt``).
+        shared_prefixes: in `score_many`, also reuse the prefix through the first fenced field
+            where it pays (see `_choose_prefixes`); needs ``prefix_cache``.
+        prefix_cache_mb: bound on the keys and values of cached prefixes; past it the
+            generator is started afresh (``stats.reloads``).
     """
 
     backend = "ctranslate2"
@@ -113,6 +143,8 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
         threads: int | None = None,
         inter_threads: int = 1,
         prefix_cache: bool = True,
+        shared_prefixes: bool = True,
+        prefix_cache_mb: float = PREFIX_CACHE_MB,
     ):
         from transformers import AutoTokenizer, GenerationConfig
 
@@ -134,19 +166,40 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
         self.threads = int(threads or 1)
         self.inter_threads = max(1, int(inter_threads))
         self.prefix_cache = prefix_cache
-        self.generator = ctranslate2.Generator(
-            str(folder),
-            device="cpu",
-            compute_type=compute_type,
-            intra_threads=self.threads,
-            inter_threads=self.inter_threads,
-        )
+        self.shared_prefixes = shared_prefixes and prefix_cache
+        self._folder = folder
         self._ct2 = ctranslate2
+        self.generator = self._new_generator()
+        self.state_bytes_per_token = _state_bytes_per_token(dense)
+        self.prefix_cache_bytes = float(prefix_cache_mb) * 2**20
+        self.stats = PrefixStats()
         eos = GenerationConfig.from_pretrained(dense).eos_token_id
         eos_ids = eos if isinstance(eos, list) else [eos]
         self._eos = {int(e) for e in eos_ids if e is not None} | {int(self.tokenizer.eos_token_id)}
-        self._prefixes: set[tuple[int, ...]] = set()
+        self._cached: set[tuple[int, ...]] = set()  # static prompts in the generator's cache
         self._reference: Any = None
+
+    def _new_generator(self) -> Any:
+        return self._ct2.Generator(
+            str(self._folder),
+            device="cpu",
+            compute_type=self.compute_type,
+            intra_threads=self.threads,
+            inter_threads=self.inter_threads,
+        )
+
+    def clear_prefix_cache(self) -> None:
+        """Drop every cached prefix: CTranslate2 cannot evict one, so start a fresh generator.
+
+        Results do not change: a cached prefix and a recomputed one are the same computation.
+        """
+        started = time.perf_counter()
+        self.generator = None  # free the old model (and its cache) before loading the new one
+        self.generator = self._new_generator()
+        self._cached.clear()
+        self.stats.reloads += 1
+        self.stats.reload_seconds += time.perf_counter() - started
+        self.stats.cached_prefixes = self.stats.cached_tokens = 0
 
     # ------------------------------------------------------------------ batching
 
@@ -165,7 +218,8 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
         """
         groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for index, (ids, n_prefix) in enumerate(encoded):
-            prefix = tuple(ids[:n_prefix]) if self._use_prefix(ids, n_prefix) else ()
+            use = self.prefix_cache and n_prefix >= MIN_PREFIX_TOKENS
+            prefix = tuple(ids[:n_prefix]) if use else ()
             groups[(prefix, len(ids)) if exact_length else (prefix,)].append(index)
         chunks = []
         for key in sorted(groups, key=lambda k: (len(k[0]), k[1:])):
@@ -174,19 +228,68 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
                 chunks.append((key[0], rows[start : start + self.batch_size]))
         return chunks
 
-    def _use_prefix(self, ids: list[int], n_prefix: int) -> bool:
-        if not self.prefix_cache or n_prefix < MIN_PREFIX_TOKENS:
-            return False
-        prefix = tuple(ids[:n_prefix])
-        if prefix in self._prefixes:
-            return True
-        if len(self._prefixes) >= MAX_CACHED_PREFIXES:
-            return False
-        self._prefixes.add(prefix)
-        return True
+    def _choose_prefixes(self, splits: list[tuple[list[int], int, int]]) -> list[int]:
+        """Per prompt, how many lead ids to compute once as a static prompt in this call.
 
-    def _run(self, calls: list[dict[str, Any]], method: Callable[..., Any]) -> list[Any]:
-        """Run CTranslate2 calls; with ``inter_threads > 1`` they run concurrently."""
+        ``splits`` are `encode_splits` triples. The longer prefix (through the first fenced
+        field) replaces the template prefix for a group of ``k`` prompts that share it when it
+        is already cached or costs less than it saves: computing it once (``n_shared`` tokens,
+        the template part included: a cached state cannot be extended) against ``k`` times
+        the ``n_shared - n_prefix`` tokens the template-only path computes per prompt. The
+        choice reads this call's prompts, but both paths are the same computation, so a score
+        moves only by float rounding with it (float32: < 1e-4 in the tests).
+        """
+        chosen = [n_prefix for _, n_prefix, _ in splits]
+        if not self.shared_prefixes:
+            return chosen
+        groups: Counter[tuple[int, ...]] = Counter(
+            tuple(ids[:n_shared]) for ids, _, n_shared in splits if n_shared >= MIN_PREFIX_TOKENS
+        )
+        for i, (ids, n_prefix, n_shared) in enumerate(splits):
+            key = tuple(ids[:n_shared])
+            k = groups.get(key, 0)
+            template = n_prefix if n_prefix >= MIN_PREFIX_TOKENS else 0
+            if k and (key in self._cached or k * (n_shared - template) > n_shared):
+                chosen[i] = n_shared
+                self.stats.shared_prompts += 1
+        return chosen
+
+    def _run(
+        self,
+        calls: list[dict[str, Any]],
+        method: str,
+        prefixes: Sequence[tuple[int, ...]],
+    ) -> list[Any]:
+        """Run the generator's ``method`` on each call (concurrently with ``inter_threads > 1``)
+        with the prefix cache kept within its budget; ``prefixes[c]``: the ids of call ``c``'s
+        static prompt or ().
+
+        Every new static prompt is cached (CTranslate2 does so on first use); when the next one
+        would pass ``prefix_cache_mb``, the calls before it finish and a fresh generator
+        empties the cache. ``stats`` counts the tokens sent and those computed.
+        """
+        out: list[Any] = []
+        segment: list[dict[str, Any]] = []
+        for call, prefix in zip(calls, prefixes, strict=True):
+            rows = call.get("start_tokens") or call.get("tokens") or []
+            suffix = sum(len(r) for r in rows)
+            self.stats.prompt_tokens += suffix + len(prefix) * len(rows)
+            self.stats.computed_tokens += suffix
+            if prefix and prefix not in self._cached:
+                size = (self.stats.cached_tokens + len(prefix)) * self.state_bytes_per_token
+                if self._cached and size > self.prefix_cache_bytes:
+                    out += self._call(segment, method)
+                    segment = []
+                    self.clear_prefix_cache()
+                self._cached.add(prefix)
+                self.stats.cached_prefixes = len(self._cached)
+                self.stats.cached_tokens += len(prefix)
+                self.stats.computed_tokens += len(prefix)
+            segment.append(call)
+        return out + self._call(segment, method)
+
+    def _call(self, calls: list[dict[str, Any]], name: str) -> list[Any]:
+        method = getattr(self.generator, name)  # looked up now: a reload replaces the generator
         if self.inter_threads == 1:
             return [method(**call) for call in calls]
         pending = [method(**call, asynchronous=True) for call in calls]
@@ -207,13 +310,17 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
         constrain decoding (the job's parser validates instead).
         """
         params = params or GenerationParams()
+        # The template prefix only: batching by a longer shared prefix (as score_many does)
+        # would split decoding batches by user, and decoding gains more from batch size
+        # (CTranslate2 int8: ~25 tok/s at batch 1, ~90 at batch 8 here) than a short answer's
+        # prompt pass gains from the shared tokens.
         encoded = [self.encode_split(p) for p in prompts]
         chunks = self._buckets(encoded, exact_length=False)
         if params.temperature > 0:
             self._ct2.set_random_seed(params.seed)
         started = time.perf_counter()
         calls = [self._generate_call(encoded, prefix, rows, params) for prefix, rows in chunks]
-        outputs = self._run(calls, self.generator.generate_batch)
+        outputs = self._run(calls, "generate_batch", [prefix for prefix, _ in chunks])
         seconds = (time.perf_counter() - started) / max(len(prompts), 1)
         results: list[Generation | None] = [None] * len(prompts)
         for (_, rows), batch in zip(chunks, outputs, strict=True):
@@ -277,9 +384,13 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
         equal-length contexts of the same template prefix. So a yes/no or A/B score costs one
         prompt pass however many options, and grades " 1" … " 7" (a shared space token, then a
         digit) cost two. Options whose contexts would outnumber them (long, distinct phrases)
-        are scored as full sequences with ``score_batch`` instead.
+        are scored as full sequences with ``score_batch`` instead. Prompts that share their
+        text through the first fenced field (a user's history) compute it once where that pays
+        (`_choose_prefixes`); callers get the most from it by passing such prompts together.
         """
-        encoded = [self.encode_split(prompt) for prompt, _ in items]
+        splits = [self.encode_splits(prompt) for prompt, _ in items]
+        chosen = self._choose_prefixes(splits)
+        encoded = [(ids, n) for (ids, _, _), n in zip(splits, chosen, strict=True)]
         option_ids = [self._option_ids(options) for _, options in items]
         out = [np.zeros(len(o), dtype=np.float64) for o in option_ids]
         stepwise = [i for i, o in enumerate(option_ids) if _contexts_pay(o)]
@@ -328,7 +439,8 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
             }
             for chunk in chunks
         ]
-        for chunk, batch in zip(chunks, self._run(calls, self.generator.score_batch), strict=True):
+        results = self._run(calls, "score_batch", [()] * len(calls))
+        for chunk, batch in zip(chunks, results, strict=True):
             for (i, j), result in zip(chunk, batch, strict=True):
                 out[i][j] = float(np.sum(result.log_probs[-len(option_ids[i][j]) :]))
 
@@ -360,7 +472,7 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
             calls.append(call)
         by_prompt: dict[tuple[int, ...], np.ndarray] = {}
         for (_, rows), batch in zip(
-            chunks, self._run(calls, self.generator.generate_batch), strict=True
+            chunks, self._run(calls, "generate_batch", [p for p, _ in chunks]), strict=True
         ):
             for r, result in zip(rows, batch, strict=True):
                 logits = np.asarray(result.logits[0], dtype=np.float64).reshape(-1)
@@ -389,3 +501,12 @@ def _contexts_pay(options: list[list[int]]) -> bool:
     full-sequence passes they replace (one per option; single-token options always pay)."""
     contexts = {tuple(o[:t]) for o in options for t in range(len(o))}
     return len(contexts) <= len(options)
+
+
+def _state_bytes_per_token(dense: Path) -> int:
+    """Bytes of cached keys and values per prefix token: float32 K and V in every layer."""
+    config = json.loads((Path(dense) / "config.json").read_text())
+    heads = int(config["num_attention_heads"])
+    kv_heads = int(config.get("num_key_value_heads") or heads)
+    head_dim = int(config.get("head_dim") or int(config["hidden_size"]) // heads)
+    return 2 * int(config["num_hidden_layers"]) * kv_heads * head_dim * 4

@@ -67,19 +67,51 @@ class HFPromptMixin:
         one id after the prefix. Token boundaries come from the full text's offsets, so the ids
         are exactly `encode`'s.
         """
+        ids, n_prefix, _ = self.encode_splits(prompt)
+        return ids, n_prefix
+
+    def encode_splits(self, prompt: Prompt) -> tuple[list[int], int, int]:
+        """``(ids, n_prefix, n_shared)``: `encode_split` plus a second, longer split.
+
+        ``n_shared`` counts the lead ids before the prompt's *second* data fence: the template
+        and its first fenced field (a pairwise teacher's user history, which all of that
+        user's prompts repeat), 0 when there is no second fence. Like ``n_prefix`` it depends
+        on this prompt alone and leaves at least one id after it.
+        """
         text = self.render(prompt)
         templated = not isinstance(prompt, RawPrompt)
         enc = self.tokenizer(text, add_special_tokens=not templated, return_offsets_mapping=True)
         ids = list(enc.input_ids)
         cut = split_point(text, prompt)
-        if cut <= 0:
-            return ids, 0
-        n_prefix = 0
-        for _, end in enc.offset_mapping:  # the leading run of tokens that end before the cut
-            if end > cut:
-                break
-            n_prefix += 1
-        return ids, max(0, min(n_prefix, len(ids) - 1))
+        second = second_fence(text, cut)
+        return (
+            ids,
+            _tokens_before(enc.offset_mapping, cut),
+            _tokens_before(enc.offset_mapping, second),
+        )
+
+
+def _tokens_before(offsets: Sequence[tuple[int, int]], cut: int) -> int:
+    """How many lead tokens end at or before character ``cut`` (never all of them)."""
+    if cut <= 0:
+        return 0
+    n = 0
+    for _, end in offsets:  # the leading run of tokens that end before the cut
+        if end > cut:
+            break
+        n += 1
+    return max(0, min(n, len(offsets) - 1))
+
+
+def second_fence(text: str, cut: int) -> int:
+    """Character index of the data fence after the one at ``cut`` (0: none).
+
+    Fenced text is neutralized (it never contains a fence marker), so the next marker after
+    the first one opens the second field.
+    """
+    if cut <= 0 or not text.startswith(FENCE_OPEN, cut):
+        return 0
+    return max(text.find(FENCE_OPEN, cut + len(FENCE_OPEN)), 0)
 
 
 def split_point(text: str, prompt: Prompt) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +26,16 @@ from recfuse.llm.cache import LLMCache, OutputRow, cache_key
 from recfuse.llm.job_config import JobConfig
 from recfuse.llm.leakage import check_pairs_in_train
 from recfuse.llm.parsing import JsonParser, ParseSpec
-from recfuse.llm.prompts import PromptTemplate
+from recfuse.llm.prompts import FENCE_OPEN, PromptTemplate
 from recfuse.llm.sources import PromptRecord
 from recfuse.llm.work import ItemResult, TaskSpec, WorkItem
 from recfuse.split import Split
 
 # A kill loses at most one job batch; score batches are cheap, so they can be larger.
 SCORE_BATCHES_PER_JOB_BATCH = 8
+# Score prompts that share their text through the first fenced field (a user's history) at
+# least this often are kept together in a job batch, where CTranslate2 computes that text once.
+MIN_SHARED_GROUP = 3
 
 
 def _prompt_chars(prompt: dict[str, Any]) -> int:
@@ -39,6 +43,17 @@ def _prompt_chars(prompt: dict[str, Any]) -> int:
     if "raw" in prompt:
         return len(prompt["raw"])
     return sum(len(m.get("content", "")) for m in prompt["chat"])
+
+
+def _shared_text(prompt: dict[str, Any]) -> str:
+    """The last message up to its second data fence: what a user's pairwise prompts share
+    (template, fenced history); "" for a prompt with fewer than two fenced fields."""
+    if "raw" in prompt or not prompt["chat"]:
+        return ""
+    text = str(prompt["chat"][-1].get("content", ""))
+    first = text.find(FENCE_OPEN)
+    second = text.find(FENCE_OPEN, first + len(FENCE_OPEN)) if first >= 0 else -1
+    return text[:second] if second > 0 else ""
 
 
 @dataclass(frozen=True)
@@ -276,6 +291,9 @@ class LLMJob:
         CTranslate2's uneven-length decoding small across the whole job. A score batch holds
         `SCORE_BATCHES_PER_JOB_BATCH` backend batches (one `score_many` call buckets them by
         exact length inside) unless a batch size is given (here or in the backend block).
+        Score prompts sharing their text through the first fenced field at least
+        `MIN_SHARED_GROUP` times come after the others, grouped by that text, so one user's
+        prompts reach the same `score_many` call (which then computes the history once).
         """
         if batch_size is None and isinstance(self.backend, BackendSpec):
             batch_size = self.backend.batch_size  # set in the job's backend block
@@ -287,7 +305,13 @@ class LLMJob:
             )
             batch_size = default * (SCORE_BATCHES_PER_JOB_BATCH if self.task.task == "score" else 1)
         size = max(1, batch_size)
-        ordered = sorted(todo, key=lambda item: _prompt_chars(item.prompt))
+        if self.task.task == "score":
+            shared = {item.key: _shared_text(item.prompt) for item in todo}
+            counts = Counter(shared.values())
+            group = {k: t if counts[t] >= MIN_SHARED_GROUP else "" for k, t in shared.items()}
+            ordered = sorted(todo, key=lambda i: (group[i.key], _prompt_chars(i.prompt)))
+        else:
+            ordered = sorted(todo, key=lambda item: _prompt_chars(item.prompt))
         return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
     def _executor(self, kind: str, workers: int) -> Any:
