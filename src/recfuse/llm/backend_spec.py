@@ -31,6 +31,8 @@ class BackendSpec(BaseModel):
     compute_type: Literal["int8", "float32", "int8_float32"] = "int8"
     inter_threads: int = Field(default=1, ge=1, le=64)
     prefix_cache: bool = True
+    shared_prefixes: bool = True
+    prefix_cache_mb: float = Field(default=256.0, gt=0)
     # http
     base_url: str | None = None
     api_key_env: str | None = None
@@ -68,6 +70,8 @@ class BackendSpec(BaseModel):
                 threads=self.threads,
                 inter_threads=self.inter_threads,
                 prefix_cache=self.prefix_cache,
+                shared_prefixes=self.shared_prefixes,
+                prefix_cache_mb=self.prefix_cache_mb,
             )
         if kind == "transformers":
             from recfuse.llm.transformers_backend import TransformersLLM

@@ -235,15 +235,17 @@ class CTranslate2LLM(HFPromptMixin, ScoreManyMixin):
         field) replaces the template prefix for a group of ``k`` prompts that share it when it
         is already cached or costs less than it saves: computing it once (``n_shared`` tokens,
         the template part included: a cached state cannot be extended) against ``k`` times
-        the ``n_shared - n_prefix`` tokens the template-only path computes per prompt. The
-        choice reads this call's prompts, but both paths are the same computation, so a score
-        moves only by float rounding with it (float32: < 1e-4 in the tests).
+        the ``n_shared - n_prefix`` tokens the template-only path computes per prompt (``k``
+        counts distinct prompts). The choice reads this call's other prompts, but both paths
+        are the same computation: float32 scores move by < 1e-4 with it, int8 ones as much as
+        with any other split of a prompt into passes (its kernels are not exact per row).
         """
         chosen = [n_prefix for _, n_prefix, _ in splits]
         if not self.shared_prefixes:
             return chosen
+        distinct = {tuple(ids): n_shared for ids, _, n_shared in splits}  # a repeat is run once
         groups: Counter[tuple[int, ...]] = Counter(
-            tuple(ids[:n_shared]) for ids, _, n_shared in splits if n_shared >= MIN_PREFIX_TOKENS
+            ids[:n_shared] for ids, n_shared in distinct.items() if n_shared >= MIN_PREFIX_TOKENS
         )
         for i, (ids, n_prefix, n_shared) in enumerate(splits):
             key = tuple(ids[:n_shared])
