@@ -2,9 +2,12 @@
 
 This is the representation the DFF paper compares hidden states against: the item is first
 summarized into language by a generative model, and the summary is embedded by a frozen encoder.
-Generation is an `LLMJob` (greedy decoding, the transformers backend on the CPU or
-`DeviceCaptioner` on a GPU): every answer lands in the job's SQLite cache as it is produced, so a
-killed run resumes and the same prompt for the same model is never asked twice. Item text is
+Generation is an `LLMJob` (greedy decoding; on the CPU the backend is selectable, ``auto`` =
+CTranslate2 where installed, else transformers, the reference; `DeviceCaptioner` on a GPU): every
+answer lands in the job's SQLite cache as it is produced, so a killed run resumes and the same
+prompt for the same backend and model is never asked twice. The backend is part of both the
+LLM cache key and the caption folder's key, so captions of different backends (int8 CTranslate2
+and float32 transformers decode greedily to different text) are never mixed. Item text is
 untrusted, so it sits inside a data fence (`CAPTION_TEMPLATE`). A finished run writes
 ``captions.json`` in its folder and is read from there afterwards.
 """
@@ -12,6 +15,7 @@ untrusted, so it sits inside a data fence (`CAPTION_TEMPLATE`). A finished run w
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from recfuse.atomic import write_json
+from recfuse.errors import ConfigError
 from recfuse.features.extract import extract_features
 from recfuse.features.store import FeatureSet, FeatureStore, texts_hash
 from recfuse.llm.backend_spec import BackendSpec
@@ -145,12 +150,51 @@ class DeviceCaptioner:
         raise CapabilityError("DeviceCaptioner only generates")
 
 
+# What `caption_items` and the CLI accept on the CPU (``auto``: CTranslate2 where installed).
+CPU_BACKENDS = ("auto", "ctranslate2", "transformers")
+# Greedy float32 decoding by the same Hugging Face model on the CPU or a torch device: one caption
+# family, stored under the key captions always had.
+REFERENCE_BACKENDS = ("transformers", "torch-device")
+
+
 def caption_folder(
-    store: FeatureStore, dataset: str, llm_id: str, texts: Sequence[str], max_tokens: int
+    store: FeatureStore,
+    dataset: str,
+    llm_id: str,
+    texts: Sequence[str],
+    max_tokens: int,
+    backend: str = "transformers",
 ) -> Path:
+    """The folder of one caption set, keyed by backend, model, texts, prompt and length.
+
+    ``backend`` is a resolved kind (``ctranslate2``, ``transformers``, ``torch-device``) and
+    ``llm_id`` that backend's ``model_id``. The float32 Hugging Face decoders (`REFERENCE_BACKENDS`)
+    keep the key captions had before the backend was selectable (no ``backend`` field), so the
+    caption sets made that way (the GPU run's, see docs/dff.md) stay valid; every other backend
+    adds its name (CTranslate2's ``model_id`` also names its compute type).
+    """
     identity: dict[str, Any] = {"llm": llm_id, "texts": texts_hash(texts)}
     identity.update(prompt=CAPTION_INSTRUCTIONS, max_tokens=max_tokens)
+    if backend not in REFERENCE_BACKENDS:
+        identity["backend"] = backend
     return store.root / dataset / f"captions-{store.key(identity)}"
+
+
+def caption_backend(
+    kind: str = "auto",
+    llm: str = "smollm2",
+    batch_size: int | None = None,
+    threads: int | None = None,
+) -> BackendSpec:
+    """The CPU captioning backend as a `BackendSpec` (``kind`` one of `CPU_BACKENDS`).
+
+    ``threads`` default: ``$OMP_NUM_THREADS`` or 1 (the transformers backend reads torch's
+    setting; CTranslate2 needs it given, its own default is 1 thread).
+    """
+    if kind not in CPU_BACKENDS:
+        raise ConfigError(f"caption backend must be one of {CPU_BACKENDS}, not {kind!r}")
+    threads = threads or int(os.environ.get("OMP_NUM_THREADS", "1"))
+    return BackendSpec(kind=kind, model=llm, batch_size=batch_size, threads=threads)  # type: ignore[arg-type]
 
 
 def generate_captions(
@@ -168,13 +212,15 @@ def generate_captions(
     """Captions for ``texts`` (finished under ``folder``); None if ``max_chunks`` stopped early.
 
     One `LLMJob` per chunk of ``chunk_items`` texts (the unit of ``max_chunks``, a time budget)
-    answers the prompts its cache does not hold yet. ``backend``: any `recfuse.llm.LLM` (default:
-    the transformers backend with ``llm``); ``cache``: default the shared LLM cache.
+    answers the prompts its cache does not hold yet. ``backend``: a `BackendSpec` or any built
+    `recfuse.llm.LLM` (default: the transformers backend with ``llm``, the reference); ``cache``:
+    default the shared LLM cache.
     """
     final = folder / "captions.json"
     if final.is_file():
         return list(json.loads(final.read_text())["captions"])
-    spec = BackendSpec(kind="transformers", model=llm, batch_size=batch_size)
+    if backend is None:
+        backend = BackendSpec(kind="transformers", model=llm, batch_size=batch_size)
     params = GenerationParams(max_tokens=max_tokens, temperature=0.0)
     cache = cache or LLMCache()
     captions: list[str] = []
@@ -189,7 +235,7 @@ def generate_captions(
             f"{folder.name}-{start:07d}",
             records,
             CAPTION_TEMPLATE,
-            backend if backend is not None else spec,
+            backend,
             params,
             cache=cache,
             progress=False,
@@ -205,7 +251,8 @@ def generate_captions(
         captions += [_caption_text(cache, item.key) for _, item in plan]
         bar.update(len(records))
     bar.close()
-    write_json(final, {"llm": llm, "max_tokens": max_tokens, "captions": captions})
+    kind = backend.resolved_kind() if isinstance(backend, BackendSpec) else backend.backend
+    write_json(final, {"llm": llm, "backend": kind, "max_tokens": max_tokens, "captions": captions})
     return captions
 
 
@@ -225,40 +272,53 @@ def caption_items(
     encoder: str = "minilm",
     store: FeatureStore | None = None,
     max_tokens: int = 32,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     max_chunks: int | None = None,
     progress: bool = True,
     device: str = "cpu",
     encode: bool = True,
+    backend: str = "auto",
+    threads: int | None = None,
+    cache: LLMCache | None = None,
 ) -> CaptionResult:
     """Caption the given item indices of a catalogue and encode the captions with ``encoder``.
 
-    ``device`` other than ``cpu`` generates with `DeviceCaptioner` in chunks of
-    ``8 * batch_size`` prompts; ``encode=False`` stops after the captions.
+    On the CPU ``backend`` picks the LLM runtime (`CPU_BACKENDS`; ``auto`` = CTranslate2 int8
+    where installed, ``transformers`` = the float32 reference) and ``batch_size`` its prompts per
+    call (default 32 for CTranslate2, 8 for transformers). ``device`` other than ``cpu``
+    generates with `DeviceCaptioner` in chunks of ``8 * batch_size`` prompts (``backend`` is not
+    used there). ``encode=False`` stops after the captions; ``cache``: the LLM answer cache
+    (default the shared one).
     """
-    from recfuse.frozen import locate_model
-
     store = store or FeatureStore()
-    source = locate_model(llm)
     chosen = [texts[i] for i in items]
-    folder = caption_folder(
-        store, dataset, f"{source.name}-{source.weights_hash()}", chosen, max_tokens
-    )
-    backend = None if device == "cpu" else DeviceCaptioner(llm, device, batch_size)
+    llm_backend: BackendSpec | DeviceCaptioner
+    if device == "cpu":
+        llm_backend = caption_backend(backend, llm, batch_size, threads)
+        kind, llm_id = llm_backend.identity()
+        # a chunk is one generate call: CTranslate2 buckets it by length, so give it full batches
+        chunk_items = max(32, llm_backend.effective_batch_size())
+    else:
+        llm_backend = DeviceCaptioner(llm, device, batch_size or 256)
+        kind, llm_id = llm_backend.backend, llm_backend.model_id
+        chunk_items = 8 * (batch_size or 256)
+    folder = caption_folder(store, dataset, llm_id, chosen, max_tokens, backend=kind)
     captions = generate_captions(
         chosen,
         folder,
         llm,
         max_tokens,
-        batch_size,
-        chunk_items=32 if device == "cpu" else 8 * batch_size,
+        chunk_items=chunk_items,
         max_chunks=max_chunks,
         progress=progress,
-        backend=backend,
+        backend=llm_backend,
+        cache=cache,
     )
     if captions is None:
         return CaptionResult(np.asarray(items), [], None, folder)
-    write_json(folder / "items.json", {"items": [int(i) for i in items]})
+    write_json(folder / "items.json", {"items": [int(i) for i in items], "backend": kind})
+    if not encode:
+        return CaptionResult(np.asarray(items), captions, None, folder)
     features = extract_features(
         captions,
         encoder,
@@ -270,15 +330,29 @@ def caption_items(
     return CaptionResult(np.asarray(items), captions, features, folder)
 
 
-def cached_captions(dataset: str, store: FeatureStore | None = None) -> CaptionResult | None:
-    """The largest finished caption set of ``dataset`` in the store (not yet encoded), if any."""
+def cached_captions(
+    dataset: str, store: FeatureStore | None = None, backend: str | None = None
+) -> CaptionResult | None:
+    """The largest finished caption set of ``dataset`` in the store (not yet encoded), if any.
+
+    ``backend``: only sets made by this backend kind (sets written before the backend was
+    recorded count as ``transformers``); None takes any.
+    """
     store = store or FeatureStore()
     best: CaptionResult | None = None
     for final in sorted((store.root / dataset).glob("captions-*/captions.json")):
         items_path = final.parent / "items.json"
         if not items_path.is_file():
             continue
-        items = np.asarray(json.loads(items_path.read_text())["items"], dtype=np.int64)
+        meta = json.loads(items_path.read_text())
+        made_by = meta.get("backend", "transformers")
+        if (
+            backend is not None
+            and made_by != backend
+            and {made_by, backend} != set(REFERENCE_BACKENDS)
+        ):
+            continue
+        items = np.asarray(meta["items"], dtype=np.int64)
         if best is None or len(items) > len(best.items):
             captions = list(json.loads(final.read_text())["captions"])
             best = CaptionResult(items, captions, None, final.parent)
@@ -315,12 +389,17 @@ def caption_dataset(
     items_of_users: int | None = None,
     seed: int = 0,
     max_tokens: int = 32,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     folder: str | None = None,
     device: str = "cpu",
     encode: bool = True,
+    backend: str = "auto",
+    threads: int | None = None,
 ) -> CaptionResult:
-    """Caption a dataset's items: all, the first ``max_items``, or those of a user sample."""
+    """Caption a dataset's items: all, the first ``max_items``, or those of a user sample.
+
+    ``backend``, ``batch_size``, ``threads``: as `caption_items`.
+    """
     from recfuse.data import load_dataset
 
     data = load_dataset(dataset)
@@ -345,4 +424,6 @@ def caption_dataset(
         batch_size,
         device=device,
         encode=encode,
+        backend=backend,
+        threads=threads,
     )

@@ -63,15 +63,24 @@ def captions(
     ),
     seed: int = typer.Option(0, help="seed of the user sample"),
     max_tokens: int = typer.Option(32, help="caption length limit in tokens"),
-    batch_size: int = typer.Option(8, help="prompts per generation batch"),
-    threads: int | None = typer.Option(None, help="torch threads"),
+    batch_size: int | None = typer.Option(
+        None, help="prompts per generation batch (default 32 for ctranslate2, 8 otherwise)"
+    ),
+    threads: int | None = typer.Option(None, help="threads (default $OMP_NUM_THREADS or 1)"),
     folder: str | None = typer.Option(None, help="store root (default $RECFUSE_CACHE/features)"),
     device: str = typer.Option("cpu", help="torch device (cuda on a GPU machine)"),
     encode: bool = typer.Option(True, help="also encode the captions with the encoder"),
+    backend: str = typer.Option(
+        "auto",
+        help="CPU LLM runtime: auto (ctranslate2 where installed), ctranslate2 (int8) or "
+        "transformers (the float32 reference); each backend's captions are cached apart",
+    ),
 ) -> None:
     """Describe each item with a frozen LLM (cached, resumable), then encode the captions."""
-    from recfuse.features.captions import caption_dataset
+    from recfuse.features.captions import CPU_BACKENDS, caption_dataset
 
+    if backend not in CPU_BACKENDS:
+        raise typer.BadParameter(f"one of {', '.join(CPU_BACKENDS)}", param_hint="--backend")
     _threads(threads)
     result = caption_dataset(
         dataset,
@@ -86,6 +95,8 @@ def captions(
         folder=folder,
         device=device,
         encode=encode,
+        backend=backend,
+        threads=threads,
     )
     typer.echo(result.summary())
 
