@@ -14,8 +14,9 @@ Every agent call passes the governance gate (`GovernedLLM`, one actor per agent)
 to ``ledger.db`` in the study folder.
 
 Cells (arm × seed): SASRec with item encoder ``id``; fusion of ID with MiniLM item ``text``,
-``know`` (the rendered records) or ``both`` (text and knowledge vectors concatenated); the
-replacement arms ``text-only`` / ``know-only``; and ``<arm>+int`` — the same with the user's
+``know`` (the rendered records), ``title`` (the bare titles: the control for ``know``, whose
+items without a kept record render as exactly that title) or ``both`` (text and knowledge
+vectors concatenated); the replacement arms ``text-only`` / ``know-only``; and ``<arm>+int`` — the same with the user's
 interest vector added to the final user state (`InterestSASRec`). Each cell also measures the
 interest channel as an extra retrieval channel: SASRec's top 15 plus the channel's top 5 vs
 SASRec's top 20 (Recall@20), and the same with a history-mean content channel as a control.
@@ -45,6 +46,7 @@ from recfuse.knowledge.reaseq import (
     extract_knowledge,
     knowledge_texts,
     quality,
+    render,
     save_run,
 )
 from recfuse.knowledge.reaseq_interests import InterestSet, SampledLatent
@@ -66,7 +68,8 @@ from recfuse.runs.study import (
 from recfuse.split import Split, make_split
 
 # in priority order: cells run in this order, so a bounded job that stops early loses the last
-ARMS = ("id", "know", "text", "both", "id+int", "know+int", "text-only", "know-only",
+# (``title`` right after ``know``: it is the control every knowledge claim is read against)
+ARMS = ("id", "know", "title", "text", "both", "id+int", "know+int", "text-only", "know-only",
         "text+int", "both+int")  # fmt: skip
 TEXT_LAYER = 6  # MiniLM's last layer, mean pooling: the sentence-embedding recipe
 NOUNS = {"ml-100k": "movie", "microlens-50k": "video", "amazon-scientific": "product",
@@ -111,6 +114,7 @@ class DatasetState:
     split: Split
     text: np.ndarray  # [n_items, 384] MiniLM item-text features (layer 6, mean)
     knowledge: np.ndarray  # [n_items, 384] MiniLM features of the rendered records
+    title: np.ndarray  # [n_items, 384] MiniLM features of the bare titles (`title_texts`)
     channel_items: np.ndarray  # [n_items, 384] normalised item vectors for the channels
     interests: InterestSet
     covered: np.ndarray  # [n_items] bool: the item has a kept knowledge record
@@ -154,11 +158,26 @@ def titles_of(dataset: Dataset) -> list[str]:
     return dataset.item_texts()
 
 
+def title_texts(dataset: Dataset) -> list[str]:
+    """The ``title`` arm's texts, one per item: the item rendered with no knowledge record, i.e.
+    its bare title — the string the ``know`` arm encodes for every item without a kept record,
+    so ``know`` and ``title`` differ only on the items that have one. No description, no other
+    field, nothing the agents wrote; a dataset without a title column has no title arm."""
+    if "title" not in dataset.items.columns:
+        raise ConfigError(f"arm title: dataset {dataset.name!r} has no title column")
+    return [render(None, t) for t in titles_of(dataset)]
+
+
+def arm_base(arm: str) -> str:
+    """The item-side feature an arm reads: ``know+int`` -> ``know``, ``text-only`` -> ``text``."""
+    return arm.partition("+")[0].removesuffix("-only")
+
+
 class ReaSeqStudy(Study[ReaSeqConfig]):
     name, config_type, version = "reaseq", ReaSeqConfig, 1
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {
-            "seeds": [0], "arms": ["id", "know", "id+int"], "knowledge_limit": 8,
+            "seeds": [0], "arms": ["id", "know", "title", "id+int"], "knowledge_limit": 8,
             "interest_users": 16, "train": {"epochs": 2, "patience": 1, "progress": False},
             "analyst_tokens": 32, "extractor_tokens": 64, "interest_tokens": 16,
         },
@@ -189,6 +208,12 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
             return self._partial(dataset, split, info)
         rendered = knowledge_texts(run, titles)
         know = encode_knowledge(name, rendered).load(TEXT_LAYER, "mean")
+        title = np.zeros_like(know)
+        if any(arm_base(a) == "title" for a in config.arms):
+            # the same encoder path as `know` (an empty record set renders as the titles)
+            bare = title_texts(dataset)
+            title = encode_knowledge(name, bare).load(TEXT_LAYER, "mean")
+            info["title_hash"] = fingerprint(bare)
         text = extract_features(texts, "minilm", name, progress=False).load(TEXT_LAYER, "mean")
         interests = self._interests(name, split, titles, config, folder, info)
         channel_items = embed(texts)
@@ -201,7 +226,7 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
         covered = np.zeros(dataset.n_items, dtype=bool)
         covered[[i for i, k in run.items.items() if k.record is not None]] = True
         return DatasetState(
-            dataset, split, text, know, channel_items, interests, covered, cold_max, info
+            dataset, split, text, know, title, channel_items, interests, covered, cold_max, info
         )
 
     def _knowledge(
@@ -253,13 +278,16 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
         empty = np.zeros((dataset.n_items, 1), dtype=np.float32)
         none = InterestSet([], np.zeros((split.n_users, 1), dtype=np.float32))
         covered = np.zeros(dataset.n_items, dtype=bool)
-        return DatasetState(dataset, split, empty, empty, empty, none, covered, 0, info)
+        return DatasetState(dataset, split, empty, empty, empty, empty, none, covered, 0, info)
 
     def inputs(self, cell: Cell, config: ReaSeqConfig) -> dict[str, Any]:
         state = self.state.get(cell.dataset)
         if state is None:
             return {}
-        return {k: state.info.get(k) for k in ("knowledge_hash", "interest_hash")}
+        keys = ["knowledge_hash", "interest_hash"]
+        if arm_base(cell.arm_name) == "title":
+            keys.append("title_hash")  # only title cells read it (the others' keys unchanged)
+        return {k: state.info.get(k) for k in keys}
 
     # -------------------------------------------------------------- cells
 
@@ -348,6 +376,7 @@ def make_model(arm: str, state: DatasetState, config: ReaSeqConfig, train: Any) 
     feats = {
         "text": state.text,
         "know": state.knowledge,
+        "title": state.title,
         "both": np.concatenate([state.text, state.knowledge], axis=1),
     }
 
@@ -425,4 +454,4 @@ def main(
     return Path(summary.data.get("folder", out))
 
 
-__all__ = ["ARMS", "ReaSeqConfig", "ReaSeqStudy", "main"]
+__all__ = ["ARMS", "ReaSeqConfig", "ReaSeqStudy", "arm_base", "main", "title_texts"]

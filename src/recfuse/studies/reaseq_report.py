@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
+from recfuse.evaluation.significance import holm
 from recfuse.runs.study import Comparison, Results, StudyFolder, Summary, Verdict, bar_plot, verdict
 
 CLAIMS_METRIC = "NDCG@10"
+# The title-control family, pre-specified: (slice, arm, reference, claim). ``know`` renders every
+# item without a kept record as its bare title, so ``know > id`` alone cannot tell knowledge from
+# a content feature; these read each content arm against the ``title`` arm instead. One family,
+# Holm-adjusted across its three tests.
+TITLE_CLAIMS = (
+    ("all", "know", "title", "knowledge beyond the title (know > title)"),
+    ("covered", "know", "title", "knowledge beyond the title where a record exists "
+     "(know > title, covered)"),
+    ("all", "text", "title", "item text beyond the title (text > title)"),
+)  # fmt: skip
 
 
 def quality_section(ds: str, info: dict[str, Any]) -> list[str]:
@@ -63,6 +75,19 @@ def tests_section(results: Results, ds: str, arms: list[str]) -> tuple[list[str]
     return [*out, ""], comps
 
 
+def title_comparisons(results: Results, ds: str, arms: list[str]) -> list[tuple[str, Comparison]]:
+    """`TITLE_CLAIMS` whose arms both ran: ``(claim, comparison)``, p Holm-adjusted across them."""
+    from recfuse.studies.reaseq import sliced
+
+    wanted = [c for c in TITLE_CLAIMS if c[1] in arms and c[2] in arms]
+    raw = [sliced(results, s).compare(ds, arm, ref, CLAIMS_METRIC) for s, arm, ref, _ in wanted]
+    adjusted = holm([c.test.t_pvalue for c in raw])
+    return [
+        (f"{ds}: {claim}", dataclasses.replace(c, p=p))
+        for (_, _, _, claim), c, p in zip(wanted, raw, adjusted, strict=True)
+    ]
+
+
 def verdicts_for(
     results: Results, ds: str, arms: list[str], comps: dict[str, Any]
 ) -> list[Verdict]:
@@ -80,6 +105,7 @@ def verdicts_for(
     if "all|both" in comps and "text" in arms:
         both = results.compare_pairs(ds, [("both", "text")], CLAIMS_METRIC)[0]
         found.append(verdict(f"{ds}: knowledge adds to text (both > text)", both))
+    found += [verdict(claim, c) for claim, c in title_comparisons(results, ds, arms)]
     if "all|id+int" in comps:
         found.append(verdict(f"{ds}: interests as user input help (id+int > id)",
                              comps["all|id+int"]))  # fmt: skip
@@ -109,6 +135,10 @@ def report(study: Any, results: Results, folder: StudyFolder) -> Summary:
         for ds in dict.fromkeys(f.cell.dataset for f in results.cells):
             section, comps = tests_section(results, ds, config_arms)
             lines += section
+            against_title = title_comparisons(results, ds, config_arms)
+            if against_title:
+                lines += [f"### Against the title control on {ds} (Holm across these)", ""]
+                lines += [f"- {claim}: {c.line()}" for claim, c in against_title] + [""]
             verdicts += verdicts_for(results, ds, config_arms, comps)
         plot = bar_plot(results.table(["NDCG@10"]), "NDCG@10", folder.path / "reaseq.png",
                         "ReaSeq arms, SASRec backbone")  # fmt: skip
