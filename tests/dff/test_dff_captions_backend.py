@@ -3,6 +3,7 @@ non-empty captions, reruns ask the model nothing, and each backend's captions ar
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,8 @@ def test_cached_captions_can_be_asked_for_one_backend(tmp_path: Any) -> None:
     # a set without a recorded backend is a transformers set; the GPU's counts as the same family
     assert cached_captions("toy", store, "transformers").captions == ["old"] * 3
     assert cached_captions("toy", store, "torch-device").captions == ["old"] * 3
+    assert cached_captions("toy", store).backend == "ctranslate2"  # the study's note names it
+    assert cached_captions("toy", store, "transformers").backend == "transformers"
 
 
 def test_unknown_backend_is_refused() -> None:
@@ -92,6 +95,8 @@ def test_ctranslate2_captions_of_real_smollm2_are_cached(
     assert sum(asked) == len(ITEMS)
     assert len(first.captions) == len(ITEMS) and all(c.strip() for c in first.captions)
     assert first.features is None  # encode=False stops after the captions
+    assert first.backend == "ctranslate2"
+    assert json.loads((first.folder / "captions.json").read_text())["backend"] == "ctranslate2"
     kind, llm_id = caption_backend("ctranslate2").identity()
     assert kind == "ctranslate2" and llm_id.endswith("-ct2-int8")
     assert first.folder == caption_folder(store, "toy", llm_id, ITEMS, 32, backend=kind)

@@ -63,16 +63,19 @@ class CaptionResult:
         captions: one caption per entry of ``items``.
         features: the encoder's feature set over ``captions`` (rows follow ``items``).
         folder: where the captions live.
+        backend: the LLM backend kind that wrote them (sets from before it was recorded:
+            ``transformers``).
     """
 
     items: np.ndarray
     captions: list[str]
     features: FeatureSet | None
     folder: Path
+    backend: str = "transformers"
 
     def summary(self) -> str:
         where = self.features.folder if self.features else "(not encoded)"
-        return f"{len(self.items)} captions in {self.folder}; encoded features: {where}"
+        return f"{len(self.items)} captions ({self.backend}) in {self.folder}; encoded features: {where}"
 
     def matrix(self, n_items: int, layer: int = -1, pooling: str = "mean") -> np.ndarray:
         """Caption features over the whole catalogue [n_items, d]; uncaptioned rows are zero."""
@@ -315,10 +318,10 @@ def caption_items(
         cache=cache,
     )
     if captions is None:
-        return CaptionResult(np.asarray(items), [], None, folder)
+        return CaptionResult(np.asarray(items), [], None, folder, kind)
     write_json(folder / "items.json", {"items": [int(i) for i in items], "backend": kind})
     if not encode:
-        return CaptionResult(np.asarray(items), captions, None, folder)
+        return CaptionResult(np.asarray(items), captions, None, folder, kind)
     features = extract_features(
         captions,
         encoder,
@@ -327,7 +330,7 @@ def caption_items(
         store=store,
         progress=progress,
     )
-    return CaptionResult(np.asarray(items), captions, features, folder)
+    return CaptionResult(np.asarray(items), captions, features, folder, kind)
 
 
 def cached_captions(
@@ -355,7 +358,7 @@ def cached_captions(
         items = np.asarray(meta["items"], dtype=np.int64)
         if best is None or len(items) > len(best.items):
             captions = list(json.loads(final.read_text())["captions"])
-            best = CaptionResult(items, captions, None, final.parent)
+            best = CaptionResult(items, captions, None, final.parent, made_by)
     return best
 
 
@@ -377,7 +380,7 @@ def encode_captions(
         progress=progress,
         device=device,
     )
-    return CaptionResult(result.items, result.captions, features, result.folder)
+    return CaptionResult(result.items, result.captions, features, result.folder, result.backend)
 
 
 def caption_dataset(

@@ -113,6 +113,7 @@ def _captions(
             [c for c, keep in zip(cached.captions, wanted, strict=True) if keep],
             None,
             cached.folder,
+            cached.backend,
         )
     encoded = encode_captions(cached, full.name, model, store, progress, device)
     matrix = encoded.matrix(full.n_items, layer=-1, pooling=pooling)
@@ -121,5 +122,8 @@ def _captions(
     if rows is not None:
         matrix, has = matrix[rows], has[rows]
     coverage = float(has.mean())
-    note = f"captions cover {has.sum()} of {len(has)} catalogue items ({coverage:.1%})"
+    note = (
+        f"captions ({encoded.backend} backend) cover {has.sum()} of {len(has)} catalogue items "
+        f"({coverage:.1%})"
+    )
     return matrix, coverage, note
