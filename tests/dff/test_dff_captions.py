@@ -96,3 +96,12 @@ def test_captions_are_llm_job_answers_in_its_cache(tmp_path, item_texts):
     # another folder, same texts and model: every answer comes from the job cache
     again = generate_captions(item_texts, tmp_path / "b", backend=fake, cache=cache)
     assert again == first and fake.prompts == []
+
+
+def test_chunks_group_similar_lengths_and_captions_keep_item_order(tmp_path):
+    texts = ["Zebra " + "long words " * 40, "Ant", "Moth " + "x " * 20, "Bee", "Yak " + "y " * 60]
+    fake = FakeCaptioner()
+    captions = generate_captions(texts, tmp_path / "c", chunk_items=2, backend=fake)
+    assert captions == [f"caption of {t.split()[0]}" for t in texts]  # in item order
+    first_chunk = [fenced_spans(chat[-1]["content"])[0].strip() for chat in fake.prompts[:2]]
+    assert first_chunk == ["Ant", "Bee"]  # the two shortest texts were asked together

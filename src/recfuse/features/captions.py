@@ -226,14 +226,17 @@ def generate_captions(
         backend = BackendSpec(kind="transformers", model=llm, batch_size=batch_size)
     params = GenerationParams(max_tokens=max_tokens, temperature=0.0)
     cache = cache or LLMCache()
-    captions: list[str] = []
+    captions: list[str] = [""] * len(texts)
     computed = 0
     bar = tqdm(total=len(texts), desc="captions", unit="item", disable=not progress)
+    # Chunks of similar length: CTranslate2 computes a batch's prompts together only up to the
+    # shortest one and feeds the rest token by token, so a chunk mixing a title-only item with
+    # a long description runs at decoding speed. A prompt's cache key does not depend on its
+    # chunk, so answers cached under the old item-order chunks are still found.
+    order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
     for start in range(0, len(texts), chunk_items):
-        records = [
-            PromptRecord(str(start + i), {"item": t})
-            for i, t in enumerate(texts[start : start + chunk_items])
-        ]
+        rows = order[start : start + chunk_items]
+        records = [PromptRecord(str(i), {"item": texts[i]}) for i in rows]
         job = LLMJob(
             f"{folder.name}-{start:07d}",
             records,
@@ -251,7 +254,8 @@ def generate_captions(
             job.run(batch_size=len(records))  # one generate call per chunk, as before
             backend = job.llm  # built once, reused by the next chunk
             computed += 1
-        captions += [_caption_text(cache, item.key) for _, item in plan]
+        for row, (_, item) in zip(rows, plan, strict=True):
+            captions[row] = _caption_text(cache, item.key)
         bar.update(len(records))
     bar.close()
     kind = backend.resolved_kind() if isinstance(backend, BackendSpec) else backend.backend
