@@ -107,7 +107,7 @@ class TuneResult:
     def line(self) -> str:
         default = "" if self.default_value is None else f" (defaults: {self.default_value:.4f})"
         return (
-            f"best valid {OBJECTIVE} {self.best_value:.4f}{default} over {self.trials} trials "
+            f"best valid {OBJECTIVE} {self.best_value:.4f}{default} over {self.trials} finished trials "
             f"with {self.best_params}; best config: {self.folder / 'best.yaml'}"
         )
 
@@ -273,4 +273,5 @@ def _report(study: Any, tree: dict[str, Any], space: dict[str, Distribution], fo
     default = first.value if first.state == TrialState.COMPLETE else None
     summary = {"best_value": best.value, "best_params": best.params, "default_value": default}
     write_text(folder / "best.json", json.dumps(summary, indent=2, default=str))
-    return TuneResult(folder, float(best.value), dict(best.params), default, len(study.trials))
+    # finished trials (complete or pruned), not the failed or still-queued ones
+    return TuneResult(folder, float(best.value), dict(best.params), default, _finished(study))
