@@ -311,7 +311,7 @@ def table(results: dict[str, Any], batches: list[int]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 64])
@@ -331,61 +331,49 @@ def main() -> None:
     parser.add_argument("--cache-rows", type=int, default=20000)
     parser.add_argument("--build-llamacpp", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
-    args = parser.parse_args()
-    if args.build_llamacpp:
-        build_llamacpp()
-    import torch
+    return parser.parse_args()
 
+
+def bench_threads(
+    args: argparse.Namespace, threads: int, results: dict[str, Any], out_file: Path
+) -> None:
+    """Every backend at one thread count into ``results["runs"]``, saved after each backend."""
     from recfuse.atomic import write_json
 
-    results: dict[str, Any] = {
-        "config": vars(args) | {"out": str(args.out)},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_avg_start": os.getloadavg(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
-        "runs": {},
+    gflops = matmul_gflops(threads)
+    run: dict[str, Any] = {
+        "matmul_gflops": gflops,
+        "token_bound_per_s": gflops * 1e9 / (2 * PARAMS),
+        "backends": {},
     }
-    out_file = args.out / f"llm_throughput-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    for threads in args.threads:
-        gflops = matmul_gflops(threads)
-        run: dict[str, Any] = {
-            "matmul_gflops": gflops,
-            "token_bound_per_s": gflops * 1e9 / (2 * PARAMS),
-            "backends": {},
-        }
-        results["runs"][str(threads)] = run
-        print(
-            f"threads {threads}: {gflops:.1f} GFLOP/s -> bound {run['token_bound_per_s']:.0f} tok/s"
-        )
-        for name, make in backends(threads, set(args.skip)):
-            print(f"  {name}", flush=True)
-            llm = None
-            r: dict[str, Any]
-            try:
-                llm = make()
-                sequential = name.startswith("llamacpp")
-                r = {
-                    "generate": bench_generate(
-                        llm, args.batches[:1] if sequential else args.batches, args.max_tokens
-                    ),
-                    "score": bench_score(
-                        llm, args.score_single, args.score_many, *args.teacher, args.repeats
-                    ),
-                }
-            except Exception as exc:  # report a backend that fails instead of losing the run
-                r = {"error": f"{type(exc).__name__}: {str(exc).split('.')[0]}"}
-            run["backends"][name] = r
-            del llm
-            args.out.mkdir(parents=True, exist_ok=True)
-            write_json(out_file, results)  # after each backend: a timeout keeps what was done
-        run["agreement_with_float32"] = agreement(run)
-    args.out.mkdir(parents=True, exist_ok=True)
-    results["cache"] = bench_cache(args.cache_rows, args.out)
-    results["machine"]["load_avg_end"] = os.getloadavg()
-    write_json(out_file, results)
+    results["runs"][str(threads)] = run
+    print(f"threads {threads}: {gflops:.1f} GFLOP/s -> bound {run['token_bound_per_s']:.0f} tok/s")
+    for name, make in backends(threads, set(args.skip)):
+        print(f"  {name}", flush=True)
+        llm = None
+        r: dict[str, Any]
+        try:
+            llm = make()
+            sequential = name.startswith("llamacpp")
+            r = {
+                "generate": bench_generate(
+                    llm, args.batches[:1] if sequential else args.batches, args.max_tokens
+                ),
+                "score": bench_score(
+                    llm, args.score_single, args.score_many, *args.teacher, args.repeats
+                ),
+            }
+        except Exception as exc:  # report a backend that fails instead of losing the run
+            r = {"error": f"{type(exc).__name__}: {str(exc).split('.')[0]}"}
+        run["backends"][name] = r
+        del llm
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_json(out_file, results)  # after each backend: a timeout keeps what was done
+    run["agreement_with_float32"] = agreement(run)
+
+
+def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """The markdown table and the teacher, agreement and cache lines."""
     load = results["machine"]
     print(
         f"\n{args.max_tokens} new tokens per prompt, greedy; score = 2 options, "
@@ -419,6 +407,34 @@ def main() -> None:
         f"\ncache ({c['rows']} rows): {c['bulk_lookups_per_s']:,.0f} bulk key lookups/s, "
         f"{c['single_gets_per_s']:,.0f} single gets/s, {c['keys_hashed_per_s']:,.0f} keys hashed/s"
     )
+
+
+def main() -> None:
+    args = parse_args()
+    if args.build_llamacpp:
+        build_llamacpp()
+    import torch
+
+    from recfuse.atomic import write_json
+
+    results: dict[str, Any] = {
+        "config": vars(args) | {"out": str(args.out)},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg_start": os.getloadavg(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "runs": {},
+    }
+    out_file = args.out / f"llm_throughput-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    for threads in args.threads:
+        bench_threads(args, threads, results, out_file)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results["cache"] = bench_cache(args.cache_rows, args.out)
+    results["machine"]["load_avg_end"] = os.getloadavg()
+    write_json(out_file, results)
+    report(args, results)
 
 
 def bench_cache(n_rows: int, folder: Path) -> dict[str, float]:
