@@ -11,7 +11,7 @@ from typing import Any
 
 from recfuse.errors import ConfigError
 from recfuse.llm.base import Generation, Prompt, RawPrompt, as_chat, truncate_at_stop
-from recfuse.llm.prompts import DATA_RULE, FENCE_OPEN
+from recfuse.llm.prompts import DATA_RULE, FENCE_OPEN, second_fence
 
 
 class HFPromptMixin:
@@ -83,7 +83,7 @@ class HFPromptMixin:
         enc = self.tokenizer(text, add_special_tokens=not templated, return_offsets_mapping=True)
         ids = list(enc.input_ids)
         cut = split_point(text, prompt)
-        second = second_fence(text, cut)
+        second = second_fence(text, cut) if cut > 0 else 0
         return (
             ids,
             _tokens_before(enc.offset_mapping, cut),
@@ -101,17 +101,6 @@ def _tokens_before(offsets: Sequence[tuple[int, int]], cut: int) -> int:
             break
         n += 1
     return max(0, min(n, len(offsets) - 1))
-
-
-def second_fence(text: str, cut: int) -> int:
-    """Character index of the data fence after the one at ``cut`` (0: none).
-
-    Fenced text is neutralized (it never contains a fence marker), so the next marker after
-    the first one opens the second field.
-    """
-    if cut <= 0 or not text.startswith(FENCE_OPEN, cut):
-        return 0
-    return max(text.find(FENCE_OPEN, cut + len(FENCE_OPEN)), 0)
 
 
 def split_point(text: str, prompt: Prompt) -> int:

@@ -26,7 +26,7 @@ from recfuse.llm.cache import LLMCache, OutputRow, cache_key
 from recfuse.llm.job_config import JobConfig
 from recfuse.llm.leakage import check_pairs_in_train
 from recfuse.llm.parsing import JsonParser, ParseSpec
-from recfuse.llm.prompts import FENCE_OPEN, PromptTemplate
+from recfuse.llm.prompts import PromptTemplate, second_fence
 from recfuse.llm.sources import PromptRecord
 from recfuse.llm.work import ItemResult, TaskSpec, WorkItem
 from recfuse.split import Split
@@ -51,8 +51,7 @@ def _shared_text(prompt: dict[str, Any]) -> str:
     if "raw" in prompt or not prompt["chat"]:
         return ""
     text = str(prompt["chat"][-1].get("content", ""))
-    first = text.find(FENCE_OPEN)
-    second = text.find(FENCE_OPEN, first + len(FENCE_OPEN)) if first >= 0 else -1
+    second = second_fence(text)
     return text[:second] if second > 0 else ""
 
 

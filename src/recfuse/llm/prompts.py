@@ -180,6 +180,18 @@ class PromptTemplate:
         return [{"role": "system", "content": f"{self.system.strip()}\n\n{DATA_RULE}"}, user]
 
 
+def second_fence(text: str, first: int | None = None) -> int:
+    """Character index where the data fence after the first one opens (0: none).
+
+    ``first``: where the first fence opens (default: found in ``text``). Fenced text is
+    neutralized (it never contains a fence marker), so the next marker opens the second field.
+    """
+    first = text.find(FENCE_OPEN) if first is None else first
+    if first < 0 or not text.startswith(FENCE_OPEN, first):
+        return 0
+    return max(text.find(FENCE_OPEN, first + len(FENCE_OPEN)), 0)
+
+
 def fenced_spans(text: str) -> list[str]:
     """The contents of every well-formed fence in ``text`` (for checks and tests)."""
     pattern = re.compile(re.escape(FENCE_OPEN) + r"[^\n]*\n(.*?)\n" + re.escape(FENCE_CLOSE), re.S)
