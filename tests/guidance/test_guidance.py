@@ -10,7 +10,7 @@ import pytest
 
 from recfuse.data import load_dataset
 from recfuse.data.subsample import sample_users, subsample
-from recfuse.errors import LeakageError
+from recfuse.errors import ConfigError, LeakageError
 from recfuse.evaluation.validation import fit_validated
 from recfuse.guidance import (
     GuidedBPR,
@@ -22,12 +22,14 @@ from recfuse.guidance import (
     gate_features,
     holdout_split,
     pair_accuracy,
+    teacher_from_name,
 )
-from recfuse.guidance.guided import Guidance
+from recfuse.guidance.guided import Guidance, GuidedSASRec, _steps_per_epoch
 from recfuse.guidance.pairs import PairSet
 from recfuse.guidance.teachers import PAIRWISE_TEMPLATE
 from recfuse.llm.backend_spec import BackendSpec
 from recfuse.llm.cache import LLMCache
+from recfuse.models.training import TrainConfig
 from recfuse.split import Split, make_split
 
 SENTINEL = "SENTINEL-HELD-OUT"
@@ -222,3 +224,24 @@ def test_the_study_resumes_without_recomputing_a_cell(tmp_path: Path):
     assert "rerun: {" in again.markdown and "'calls': 0" in again.markdown
     runs = (tmp_path / "study" / "teacher_runs.jsonl").read_text().splitlines()
     assert len(runs) == 2
+
+
+def test_teacher_names_pick_the_backend_and_precision():
+    # The default SmolLM2 teacher is float32: int8 flips most close A/B choices (docs/llm.md).
+    assert teacher_from_name("smollm2").backend.compute_type == "float32"
+    assert teacher_from_name("smollm2:int8").backend.compute_type == "int8"
+    assert teacher_from_name("transformers").backend.kind == "transformers"
+    http = teacher_from_name("http://127.0.0.1:9/v1#m").backend
+    assert (http.kind, http.base_url, http.model) == ("http", "http://127.0.0.1:9/v1", "m")
+    with pytest.raises(ConfigError, match="--teacher 'smollm3'"):
+        teacher_from_name("smollm3")
+
+
+@pytest.mark.parametrize("windows", ["last", "sliding"])
+def test_one_guidance_pass_per_epoch_counts_the_backbones_own_batches(small, windows):
+    split, _ = small
+    model = GuidedSASRec(dim=8, max_len=10, windows=windows, train=TrainConfig(batch_size=16))
+    ran = sum(1 for _ in model.batches(split, np.random.default_rng(0)))
+    assert _steps_per_epoch(model, split) == ran
+    if windows == "sliding":  # long ml-100k histories give many windows per user
+        assert ran > -(-split.n_users // 16)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from recfuse.errors import ConfigError
 from recfuse.models.bpr import BPR
-from recfuse.models.sequential import SASRec, SequentialRecommender, left_pad
+from recfuse.models.sequential import SASRec, SequentialRecommender, left_pad, window_ends
 from recfuse.models.training import TorchRecommender, Validate
 from recfuse.split import Split
 
@@ -98,7 +98,7 @@ class GuidedMixin:
             steps = _steps_per_epoch(self, split)  # type: ignore[arg-type]
             units = len(self.guidance.groups[0])
             self.guidance.per_step = max(1, -(-units // max(steps, 1)))
-            self.__dict__.pop("_train_seqs", None)
+            self.__dict__.pop("_windows", None)  # windows are cut from this split
         return super().fit(split, validate, **kwargs)  # type: ignore[misc]
 
     def build(self, split: Split) -> torch.nn.Module:
@@ -118,7 +118,10 @@ class GuidedMixin:
 def _steps_per_epoch(model: TorchRecommender, split: Split) -> int:
     """Training steps in one epoch of the backbone (its own batching, counted not run)."""
     if isinstance(model, SequentialRecommender):
-        rows = sum(1 for h in split.histories("valid") if len(h) >= 2)
+        stride = model.training_stride()
+        rows = sum(
+            len(window_ends(len(h), stride)) for h in split.histories("valid") if len(h) >= 2
+        )
     else:
         rows = len(split.train)
     return max(1, -(-rows // model.train_config.batch_size))

@@ -213,13 +213,21 @@ class MiniLMTeacher:
 
 
 def teacher_from_name(name: str, history_items: int = 10, cache: str | None = None) -> Any:
-    """``minilm`` | ``smollm2`` (CTranslate2 where installed, else transformers) | ``llamacpp:<gguf>`` |
-    ``http://host:port/v1#model`` (any OpenAI-compatible endpoint)."""
+    """``minilm`` | ``smollm2`` (CTranslate2 float32 where installed, else transformers) |
+    ``smollm2:int8`` | ``transformers`` | ``llamacpp:<gguf>`` | ``http://host:port/v1#model``
+    (any OpenAI-compatible endpoint)."""
     if name == "minilm":
         return MiniLMTeacher(history_items)
     threads = int(os.environ.get("RECFUSE_THREADS", "1"))  # set by shared/tools/heavy
-    if name in ("smollm2", "transformers"):
-        spec = BackendSpec(kind="auto", model="smollm2", threads=threads)
+    if name in ("smollm2", "smollm2:int8", "transformers"):
+        # float32 by default: int8 made float32's A/B choice on only 24% of close pairs
+        # (docs/llm.md), and a teacher's value is in exactly those close preferences.
+        spec = BackendSpec(
+            kind="transformers" if name == "transformers" else "auto",
+            model="smollm2",
+            threads=threads,
+            compute_type="int8" if name.endswith(":int8") else "float32",
+        )
         return LLMTeacher(spec, history_items, cache)
     if name.startswith("llamacpp:"):
         spec = BackendSpec(kind="llamacpp", model=name.split(":", 1)[1], threads=1)

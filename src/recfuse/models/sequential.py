@@ -58,8 +58,7 @@ def training_windows(
         raise ConfigError(f"model.stride: {stride} is not between 1 and max_len ({max_len})")
     rows, cuts = [], []
     for row, seq in enumerate(seqs):
-        ends = [len(seq)] if stride is None else range(len(seq), 1, -stride)
-        for end in ends:
+        for end in window_ends(len(seq), stride):
             rows.append(row)
             cuts.append(seq[max(0, end - max_len - 1) : end])
     inputs = left_pad([c[:-1] for c in cuts], max_len, pad)
@@ -67,6 +66,11 @@ def training_windows(
     if stride is not None:
         targets[:, : max_len - stride] = pad
     return np.asarray(rows, dtype=np.int64), inputs, targets
+
+
+def window_ends(n: int, stride: int | None) -> Sequence[int]:
+    """Where the training windows of an n-item sequence end (one window when stride is None)."""
+    return [n] if stride is None else range(n, 1, -stride)
 
 
 def id_encoder(split: Split, dim: int) -> ItemEncoder:
@@ -141,13 +145,16 @@ class SequentialRecommender(TorchRecommender):
         table = self.net_.encoder()
         return torch.cat([table, table.new_zeros(1, table.shape[1])])
 
+    def training_stride(self) -> int | None:
+        """Items between training windows' ends; None: one window per user (``last``)."""
+        return (self.stride or self.max_len) if self.windows == "sliding" else None
+
     def batches(
         self, split: Split, rng: np.random.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if not hasattr(self, "_windows"):
             seqs = [h for h in split.histories("valid") if len(h) >= 2]
-            stride = (self.stride or self.max_len) if self.windows == "sliding" else None
-            _, x, y = training_windows(seqs, self.max_len, split.n_items, stride)
+            _, x, y = training_windows(seqs, self.max_len, split.n_items, self.training_stride())
             self._windows = torch.as_tensor(x), torch.as_tensor(y)
         inputs, targets = self._windows
         order = torch.as_tensor(rng.permutation(len(inputs)))
