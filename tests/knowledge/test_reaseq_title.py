@@ -118,3 +118,33 @@ def test_verdicts_read_knowledge_and_text_against_the_title_arm() -> None:
     _, comps = tests_section(no_title, "toy", ["id", "know", "text"])
     claims = {v.claim for v in verdicts_for(no_title, "toy", ["id", "know", "text"], comps)}
     assert not any("title" in c for c in claims)
+
+
+def test_title_control_runs_without_interests() -> None:
+    # `interests: false` skips the beyond-log stage (14 min of LLM time on ml-100k): the title
+    # claims do not read it, the +int arms do and are refused, and no interest channel is built.
+    from recfuse.studies.reaseq import DatasetState, ReaSeqConfig, channels, no_interests
+    from recfuse.studies.reaseq_report import has_column
+
+    off = dict(datasets=["toy"], interests=False)
+    study = ReaSeqStudy()
+    cells = study.cells(ReaSeqConfig(**off, arms=["id", "know", "title"]), Results([]))
+    assert {c.arm_name for c in cells} == {"id", "know", "title"}
+    with pytest.raises(ConfigError, match=r"id\+int.*interests=true"):
+        study.cells(ReaSeqConfig(**off, arms=["id", "id+int"]), Results([]))
+    items = np.eye(4, dtype=np.float32)
+    state = DatasetState(
+        None, None, items, items, items, items, no_interests(3),  # type: ignore[arg-type]
+        np.zeros(4, bool), 0, {"interest_hash": "off"},
+    )  # fmt: skip
+    assert list(channels(state)) == ["+history"]
+    rows = _cells("id", 0.0)
+    for f in rows:
+        assert f.result.per_user is not None
+        f.result.metrics.update({"Recall@20 +history": 0.1})
+    assert not has_column(Results(rows), "toy", "Recall@20 +interest")
+    rows[0].result.metrics["Recall@20 +interest"] = 0.1
+    assert not has_column(Results(rows), "toy", "Recall@20 +interest")  # one cell lacks it
+    for f in rows:
+        f.result.metrics["Recall@20 +interest"] = 0.1
+    assert has_column(Results(rows), "toy", "Recall@20 +interest")

@@ -95,6 +95,9 @@ class ReaSeqConfig(StudyConfig):
     knowledge_chunk: int = Field(128, ge=1)
     knowledge_max_chunks: int | None = Field(None, ge=0)
     knowledge_limit: int | None = Field(None, ge=1, description="only the first N items")
+    interests: bool = Field(
+        True, description="infer beyond-log interests (the +int arms and the interest channel)"
+    )
     interest_samples: int = Field(3, ge=1, le=16)
     interest_tokens: int = Field(24, ge=4, le=128)
     interest_history: int = Field(10, ge=1, le=50)
@@ -215,11 +218,15 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
             title = encode_knowledge(name, bare).load(TEXT_LAYER, "mean")
             info["title_hash"] = fingerprint(bare)
         text = extract_features(texts, "minilm", name, progress=False).load(TEXT_LAYER, "mean")
-        interests = self._interests(name, split, titles, config, folder, info)
         channel_items = embed(texts)
-        info["channels"] = channel_table(split, channel_items, interests.vectors)
+        if config.interests:
+            interests = self._interests(name, split, titles, config, folder, info)
+            info["channels"] = channel_table(split, channel_items, interests.vectors)
+            info["interest_hash"] = fingerprint(interests.vectors)
+        else:
+            interests = no_interests(split.n_users)
+            info["interest_hash"] = "off"
         info["knowledge_hash"] = fingerprint(rendered)
-        info["interest_hash"] = fingerprint(interests.vectors)
         lengths = np.array([len(h) for h in split.histories("test")])
         users = np.unique(split.test["user"].to_numpy())
         cold_max = int(np.quantile(lengths[users], config.cold_quantile))
@@ -276,7 +283,7 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
 
     def _partial(self, dataset: Dataset, split: Split, info: dict[str, Any]) -> DatasetState:
         empty = np.zeros((dataset.n_items, 1), dtype=np.float32)
-        none = InterestSet([], np.zeros((split.n_users, 1), dtype=np.float32))
+        none = no_interests(split.n_users)
         covered = np.zeros(dataset.n_items, dtype=bool)
         return DatasetState(dataset, split, empty, empty, empty, empty, none, covered, 0, info)
 
@@ -297,6 +304,11 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
         unknown = sorted(set(config.arms) - set(ARMS))
         if unknown:
             raise ConfigError(f"arms: unknown {unknown} (known: {', '.join(ARMS)})")
+        needing = [a for a in config.arms if a.endswith("+int")]
+        if needing and not config.interests:
+            raise ConfigError(
+                f"arms: {needing} read the interests; set interests=true or drop them"
+            )
         return [Cell(a, s, d) for d in config.datasets for a in config.arms for s in config.seeds]
 
     def run_cell(self, cell: Cell, ctx: CellContext) -> CellResult:
@@ -332,12 +344,18 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
 METRIC_COLS = ("NDCG@10", "Recall@10", "Recall@20")
 
 
+def no_interests(n_users: int) -> InterestSet:
+    """The stand-in when interests were not inferred (``interests: false``): no texts."""
+    return InterestSet([], np.zeros((n_users, 1), dtype=np.float32))
+
+
 def channels(state: DatasetState) -> dict[str, VectorChannel]:
-    """The extra retrieval channels merged into each model's list: interests, history mean."""
-    return {
-        "+interest": VectorChannel(state.channel_items, state.interests.vectors),
-        "+history": VectorChannel(state.channel_items, None, history_mean=True),
-    }
+    """The extra retrieval channels merged into each model's list: interests (when inferred),
+    history mean."""
+    out = {"+history": VectorChannel(state.channel_items, None, history_mean=True)}
+    if state.interests.texts:
+        out = {"+interest": VectorChannel(state.channel_items, state.interests.vectors), **out}
+    return out
 
 
 def masks(per_user: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -42,10 +42,13 @@ def quality_section(ds: str, info: dict[str, Any]) -> list[str]:
             f"{q['strict_json']:.3f}; retried {q['retried']:.3f}",
         ]
     out.append(f"- knowledge cost: {json.dumps(info.get('knowledge_cost'))}")
-    out.append(
-        f"- interests: coverage {info.get('interest_coverage', float('nan')):.3f}; cost "
-        f"{json.dumps(info.get('interest_cost'))}"
-    )
+    if info.get("interest_hash") == "off":
+        out.append("- interests: not inferred (`interests: false`)")
+    else:
+        out.append(
+            f"- interests: coverage {info.get('interest_coverage', float('nan')):.3f}; cost "
+            f"{json.dumps(info.get('interest_cost'))}"
+        )
     for ex in info.get("interest_examples", [])[:3]:
         out.append(f"  - user {ex['user']}: {ex['samples']}")
     rows = info.get("channels", [])
@@ -109,7 +112,7 @@ def verdicts_for(
     if "all|id+int" in comps:
         found.append(verdict(f"{ds}: interests as user input help (id+int > id)",
                              comps["all|id+int"]))  # fmt: skip
-    if "id" in arms:
+    if "id" in arms and has_column(results, ds, "Recall@20 +interest"):
         merged = keep_finished(results, "id", "Recall@20 +interest", "id⊕interest")
         merged = keep_finished(merged, "id", "Recall@20 +history", "id⊕history")
         pairs = [("id⊕interest", "id"), ("id⊕interest", "id⊕history")]
@@ -117,6 +120,12 @@ def verdicts_for(
         found.append(verdict(f"{ds}: the interest channel adds recall (Recall@20)", c1))
         found.append(verdict(f"{ds}: ... more than a history-mean channel", c2))
     return found
+
+
+def has_column(results: Results, ds: str, column: str) -> bool:
+    """Whether every finished cell of ``ds`` has ``column`` (``interests: false`` drops one)."""
+    cells = [f for f in results.cells if f.cell.dataset == ds]
+    return bool(cells) and all(column in f.result.metrics for f in cells)
 
 
 def report(study: Any, results: Results, folder: StudyFolder) -> Summary:
@@ -131,6 +140,7 @@ def report(study: Any, results: Results, folder: StudyFolder) -> Summary:
     if len(results):
         cols = ["NDCG@10", "Recall@20", "NDCG@10 cold", "NDCG@10 tail", "NDCG@10 covered",
                 "Recall@20 +interest", "Recall@20 +history"]  # fmt: skip
+        cols = [c for c in cols if any(c in f.result.metrics for f in results.cells)]
         lines += ["### Results (test, full ranking, seen masked)", "", results.markdown(cols), ""]
         for ds in dict.fromkeys(f.cell.dataset for f in results.cells):
             section, comps = tests_section(results, ds, config_arms)
