@@ -44,3 +44,18 @@ def test_bad_config_names_the_field() -> None:
                             ("drop_fractions=[0.7]", "drop_fractions"), ("per_item=21", "per_item")):  # fmt: skip
         with pytest.raises(ConfigError, match=field):
             load_study_config(I2IStudy, overrides=[override])
+
+
+def test_a_user_sample_keeps_its_items_rows_in_the_full_catalogue() -> None:
+    # The study reads a sample's item vectors from the full catalogue's features by source_item.
+    from recfuse.data import load_dataset
+    from recfuse.data.subsample import load_sample
+    from recfuse.runs.study import load_study_config
+    from recfuse.studies.i2i.study import I2IStudy
+
+    full, part = load_dataset("ml-100k"), load_sample("ml-100k", 100)
+    assert part.n_users == 100 and part.n_items < full.n_items
+    texts = full.item_texts()
+    assert part.item_texts() == [texts[i] for i in part.items["source_item"]]
+    assert load_sample("ml-100k", None).n_users == full.n_users
+    assert load_study_config(I2IStudy, overrides=["max_users=100"]).max_users == 100

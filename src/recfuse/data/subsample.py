@@ -27,6 +27,15 @@ def sample_users(
     return np.sort(rng.choice(eligible, n_users, replace=False))
 
 
+def load_sample(name: str, max_users: int | None, seed: int = 0) -> Dataset:
+    """The named dataset whole, or a seeded random sample of ``max_users`` of its users (how the
+    studies fit MicroLens-50k into a CPU budget)."""
+    from recfuse.data import load_dataset
+
+    dataset = load_dataset(name)
+    return subsample(dataset, sample_users(dataset, max_users, seed=seed)) if max_users else dataset
+
+
 def subsample(dataset: Dataset, users: np.ndarray) -> Dataset:
     """The dataset restricted to ``users`` and their items, ids re-made contiguous."""
     inter = dataset.interactions

@@ -25,9 +25,8 @@ import pandas as pd
 from pydantic import Field
 
 from recfuse import atomic
-from recfuse.data import load_dataset
 from recfuse.data.dataset import Dataset
-from recfuse.data.subsample import sample_users, subsample
+from recfuse.data.subsample import load_sample
 from recfuse.evaluation import Evaluator
 from recfuse.evaluation.validation import fit_validated
 from recfuse.guidance import (
@@ -103,11 +102,6 @@ class DatasetState:
     digest: str
 
 
-def load_data(name: str, max_users: int | None) -> Dataset:
-    ds = load_dataset(name)
-    return subsample(ds, sample_users(ds, max_users, seed=0)) if max_users else ds
-
-
 def prompt_texts(dataset: Dataset, teacher: Any) -> list[str]:
     """Item texts a teacher reads: titles for an LLM prompt (short, as the paper's prompts),
     every text field for MiniLM similarity."""
@@ -141,7 +135,7 @@ class GuidanceStudy(Study[GuidanceConfig]):
             self.state[name] = self._prepare_one(name, config, folder)
 
     def _prepare_one(self, name: str, config: GuidanceConfig, folder: StudyFolder) -> DatasetState:
-        dataset = load_data(name, config.max_users)
+        dataset = load_sample(name, config.max_users)
         split = make_split(dataset, "leave_one_out")
         teacher = teacher_from_name(config.teacher, config.history_items)
         texts = prompt_texts(dataset, teacher)

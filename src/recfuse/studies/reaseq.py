@@ -36,6 +36,7 @@ import pandas as pd
 from pydantic import Field
 
 from recfuse.data.dataset import Dataset
+from recfuse.data.subsample import load_sample
 from recfuse.errors import ConfigError
 from recfuse.evaluation import Evaluator
 from recfuse.evaluation.validation import fit_validated
@@ -200,9 +201,8 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
     def _prepare_one(self, name: str, config: ReaSeqConfig, folder: StudyFolder) -> DatasetState:
         from recfuse.features.embed import embed
         from recfuse.features.extract import extract_features
-        from recfuse.studies.guidance import load_data
 
-        dataset = load_data(name, config.max_users)
+        dataset = load_sample(name, config.max_users)
         split = make_split(dataset, "leave_one_out")
         texts, titles = dataset.item_texts(), titles_of(dataset)
         info: dict[str, Any] = {}

@@ -52,6 +52,7 @@ class I2IConfig(StudyConfig):
     drop_fractions: list[float] = Field(default_factory=lambda: [0.1, 0.2], min_length=1)
     swing_max_users: int = Field(50, ge=2, le=10_000)
     check_pairs: int = Field(2000, ge=10, le=100_000)
+    max_users: int | None = Field(None, ge=10, description="random user sample (MicroLens)")
 
     @field_validator("models", "arms")
     @classmethod
@@ -136,16 +137,18 @@ class I2IStudy(Study[I2IConfig]):
         self.features: dict[str, str] = {}
 
     def prepare(self, config: I2IConfig, folder: StudyFolder) -> None:
-        from recfuse.data import load_dataset
+        from recfuse.data.subsample import load_sample
         from recfuse.features.extract import dataset_features
         from recfuse.split import make_split
 
         settings = GeneratorSettings(config.per_item, config.candidates, config.pool,
                                      config.synthetic_weight, config.max_items)  # fmt: skip
         for ds in config.datasets:
-            dataset = load_dataset(ds)
-            fset = dataset_features(ds, "minilm", progress=False)
+            dataset = load_sample(ds, config.max_users)
+            fset = dataset_features(ds, "minilm", progress=False)  # the full catalogue's rows
             vectors = fset.load(fset.n_layers - 1, "mean").astype(np.float32)
+            if "source_item" in dataset.items:  # a user sample keeps only the items it touched
+                vectors = vectors[dataset.items["source_item"].to_numpy()]
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             self.features[ds] = Path(str(fset.folder)).name
             factory = teacher_factory(config, dataset)
