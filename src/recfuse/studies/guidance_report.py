@@ -101,13 +101,25 @@ def gain_plot(final: Results, ds: str, path: Any) -> None:
     import matplotlib.pyplot as plt
 
     from recfuse import atomic
-    from recfuse.studies.guidance import SLICES
 
     frame = final.frame()
-    frame = frame[frame["dataset"] == ds]
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    gain_bars(ax, frame[frame["dataset"] == ds])
+    ax.set_title(f"{ds}: gain by slice (error bars: std over seeds)", fontsize=10)
+    ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.tight_layout()
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def gain_bars(ax: Any, frame: pd.DataFrame) -> None:
+    """Bars of (arm − none) NDCG@10 per slice on ``ax``; ``frame``: one row per (arm, seed)
+    of one dataset, arms named by kind, with the slice metric columns."""
+    from recfuse.studies.guidance import SLICES
+
     base = frame[frame["arm"] == "none"].set_index("seed")
     arms = [a for a in dict.fromkeys(frame["arm"]) if a != "none"]
-    fig, ax = plt.subplots(figsize=(8, 3.8))
     width = 0.8 / max(len(arms), 1)
     for k, arm in enumerate(arms):
         part = frame[frame["arm"] == arm].set_index("seed")
@@ -122,12 +134,6 @@ def gain_plot(final: Results, ds: str, path: Any) -> None:
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(np.arange(len(SLICES)), SLICES)
     ax.set_ylabel(f"{GAIN_METRIC} gain vs none")
-    ax.set_title(f"{ds}: gain by slice (error bars: std over seeds)", fontsize=10)
-    ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
-    fig.tight_layout()
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
 
 
 def _verdicts(ds: str, comps: dict[tuple[str, str, str], Any], agg: pd.DataFrame) -> list[Verdict]:
