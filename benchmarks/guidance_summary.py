@@ -1,37 +1,35 @@
 """One figure and one table over finished guidance studies: each arm's NDCG@10 gain over no
-guidance, per slice, at the lambda validation chose (the one that ran every seed).
+guidance, per slice, at the lambda validation chose.
 
     python benchmarks/guidance_summary.py RUN_FOLDER [RUN_FOLDER ...] --out docs/guidance_gain_summary.png
 
-Reads each folder's results.json and config.yaml (no training, seconds).
+Reads each folder's finished cells and config.yaml and picks lambda with the study's own
+`final_results` (no training, seconds).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from recfuse import atomic
-from recfuse.studies.guidance import parse_arm
+from recfuse.runs.study import Results, StudyFolder
+from recfuse.studies.guidance import GuidanceConfig, final_results
 from recfuse.studies.guidance_report import gain_bars
 
 
-def final_frame(folder: Path) -> tuple[str, pd.DataFrame]:
-    """(panel title, one row per (arm kind, seed) at the chosen lambda) of one study folder."""
-    cells = pd.DataFrame(json.loads((folder / "results.json").read_text())["cells"])
-    config = yaml.safe_load((folder / "config.yaml").read_text())
-    cells[["kind", "lam"]] = [parse_arm(a) for a in cells["arm"]]
-    # The chosen lambda is the one that ran every seed (the others ran seed 0 only).
-    seeds = cells.groupby(["kind", "lam"])["seed"].nunique().reset_index()
-    best = seeds.loc[seeds.groupby("kind")["seed"].idxmax(), ["kind", "lam"]]
-    final = cells.merge(best, on=["kind", "lam"]).assign(arm=lambda f: f["kind"])
-    sample = f" ({config['max_users']} users)" if config.get("max_users") else ""
-    title = f"{config['datasets'][0]}{sample}, {config['backbone']}, {config['teacher']}"
-    return title, final
+def final_frame(path: Path) -> tuple[str, pd.DataFrame]:
+    """(panel title, one row per (arm, seed) at the lambda the study chose) of one folder."""
+    tree = yaml.safe_load((path / "config.yaml").read_text())
+    config = GuidanceConfig(**{k: v for k, v in tree.items() if k not in ("study", "version")})
+    folder = StudyFolder(path)
+    cells = [folder.read(p.stem) for p in sorted(folder.cells_dir.glob("*.json"))]
+    final = final_results(Results([c for c in cells if c is not None]), config).frame()
+    sample = f" ({config.max_users} users)" if config.max_users else ""
+    return f"{config.datasets[0]}{sample}, {config.backbone}, {config.teacher}", final
 
 
 def main() -> None:

@@ -228,14 +228,13 @@ def teacher_from_name(name: str, history_items: int = 10, cache: str | None = No
             threads=threads,
             compute_type="int8" if name.endswith(":int8") else "float32",
         )
-        return LLMTeacher(spec, history_items, cache, progress=True)
-    if name.startswith("llamacpp:"):
+    elif name.startswith("llamacpp:"):
         spec = BackendSpec(kind="llamacpp", model=name.split(":", 1)[1], threads=1)
-        return LLMTeacher(spec, history_items, cache, progress=True)
-    if name.startswith(("http://", "https://")):
+    elif name.startswith(("http://", "https://")):
         base, _, model = name.partition("#")
         spec = BackendSpec(kind="http", base_url=base, model=model or "default")
-        return LLMTeacher(spec, history_items, cache, progress=True)
-    raise ConfigError(
-        f"--teacher {name!r}: use minilm, smollm2, llamacpp:<path> or http://host:port/v1#model"
-    )
+    else:
+        raise ConfigError(
+            f"--teacher {name!r}: use minilm, smollm2, llamacpp:<path> or http://host:port/v1#model"
+        )
+    return LLMTeacher(spec, history_items, cache, progress=True)

@@ -225,7 +225,7 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
             info["interest_hash"] = fingerprint(interests.vectors)
         else:
             interests = no_interests(split.n_users)
-            info["interest_hash"] = "off"
+            info["interest_hash"] = INTERESTS_OFF
         info["knowledge_hash"] = fingerprint(rendered)
         lengths = np.array([len(h) for h in split.histories("test")])
         users = np.unique(split.test["user"].to_numpy())
@@ -344,6 +344,9 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
 METRIC_COLS = ("NDCG@10", "Recall@10", "Recall@20")
 
 
+INTERESTS_OFF = "off"  # the interest hash of a run with ``interests: false``
+
+
 def no_interests(n_users: int) -> InterestSet:
     """The stand-in when interests were not inferred (``interests: false``): no texts."""
     return InterestSet([], np.zeros((n_users, 1), dtype=np.float32))
@@ -353,7 +356,7 @@ def channels(state: DatasetState) -> dict[str, VectorChannel]:
     """The extra retrieval channels merged into each model's list: interests (when inferred),
     history mean."""
     out = {"+history": VectorChannel(state.channel_items, None, history_mean=True)}
-    if state.interests.texts:
+    if state.info.get("interest_hash") != INTERESTS_OFF:
         out = {"+interest": VectorChannel(state.channel_items, state.interests.vectors), **out}
     return out
 

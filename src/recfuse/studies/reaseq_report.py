@@ -42,7 +42,9 @@ def quality_section(ds: str, info: dict[str, Any]) -> list[str]:
             f"{q['strict_json']:.3f}; retried {q['retried']:.3f}",
         ]
     out.append(f"- knowledge cost: {json.dumps(info.get('knowledge_cost'))}")
-    if info.get("interest_hash") == "off":
+    from recfuse.studies.reaseq import INTERESTS_OFF
+
+    if info.get("interest_hash") == INTERESTS_OFF:
         out.append("- interests: not inferred (`interests: false`)")
     else:
         out.append(
