@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recfuse.augment.discriminator import labelled_check, lowest, mf_edge_scores, random_drop
+from recfuse.augment.discriminator import (
+    discriminate,
+    labelled_check,
+    lowest,
+    mf_edge_scores,
+    random_drop,
+)
 from recfuse.augment.gate import RefinementGate
 from recfuse.augment.generator import (
     GeneratorSettings,
@@ -105,6 +111,16 @@ def test_discriminator_check_and_controls(
     assert len(random_drop(edges, 100, gate, rng)) == len(edges) - 100
     scores = mf_edge_scores(split, edges, dim=16)
     assert scores.shape == (len(edges),) and np.isfinite(scores).all()
+    weak = discriminate(edges, scores, 0.1, gate, "weight", factor=0.25)
+    assert len(weak) == len(edges)  # down-weighting keeps every edge ...
+    low = lowest(scores, 0.1)
+    assert np.allclose(weak["weight"].to_numpy()[low], 0.25) and (weak["weight"][~low] == 1).all()
+    assert edges["weight"].eq(1).all()  # ... and leaves the input frame alone
+    half = np.zeros(len(edges), dtype=bool)
+    half[: len(edges) // 2 + 1] = True
+    assert gate.drop_edges(edges, half, "t", factor=0.5) is edges  # over the cap: denied
+    actions = [e["action"] for e in gate.ledger.entries()][1:]
+    assert actions == ["drop_edges", "downweight_edges", "downweight_edges"]
     gate.close()
 
 

@@ -81,3 +81,40 @@ def test_i2i_models_beat_random_on_ml100k() -> None:
     for model in (ItemCF(), Swing(max_users=50), EmbeddingI2I(dim=32)):
         recall = evaluator.evaluate(model.fit(split), "valid").metrics["Recall@10"]
         assert recall > 3 * chance, (model.name, recall)
+
+
+def test_sasrec_i2i_windows_carry_each_targets_edge_weight() -> None:
+    from recfuse.models.i2i_sasrec import WeightedSASRec, edge_sequences
+
+    # u0's synthetic item 3 (weight 0.5, time -1) comes first; u2 has one edge: no target
+    edges = pd.DataFrame({"user": [0, 0, 0, 1, 1, 2], "item": [0, 1, 3, 2, 0, 1],
+                          "time": [0, 1, -1, 0, 1, 0], "weight": [1, 1, 0.5, 1, 0.25, 1]})  # fmt: skip
+    sequences = edge_sequences(edges, n_users=3)
+    assert sequences[0][0].tolist() == [3, 0, 1] and sequences[0][1].tolist() == [0.5, 1, 1]
+    net = WeightedSASRec(sequences, dim=8, max_len=4, windows="sliding")
+    inputs, targets, weights = (t.numpy() for t in net._weighted_windows(n_items=4))
+    pad = targets == 4
+    assert inputs.tolist() == [[4, 4, 3, 0], [4, 4, 4, 2]]
+    assert targets.tolist() == [[4, 4, 0, 1], [4, 4, 4, 0]]
+    assert weights[~pad].tolist() == [1.0, 1.0, 0.25] and np.all(weights[pad] == 0)
+
+
+def test_sasrec_i2i_learns_item_vectors_on_ml100k() -> None:
+    from recfuse.data import load_dataset
+    from recfuse.evaluation import Evaluator
+    from recfuse.models.i2i_sasrec import SASRecI2I
+    from recfuse.split import make_split
+
+    split = make_split(load_dataset("ml-100k"), "leave_one_out", seed=0)
+    evaluator = Evaluator(split, ks=(10,))
+    scores: list[float] = []
+
+    def validate(model: SASRecI2I) -> float:
+        scores.append(evaluator.evaluate(model, "valid").metrics["Recall@10"])
+        return scores[-1]
+
+    model = SASRecI2I(dim=32, epochs=4, patience=2, lr=0.005).fit(split, validate=validate)
+    assert model.similarity_.shape == (split.n_items, 32)
+    assert np.allclose(np.linalg.norm(model.similarity_, axis=1), 1.0, atol=1e-4)
+    assert len(scores) == model.epochs_ >= 3  # one validation per epoch chose the table
+    assert max(scores) > 3 * 10 / split.n_items, scores

@@ -18,12 +18,16 @@ def test_i2i_study_tiny_through_cli(tmp_path: Path) -> None:
     data = json.loads((folder / "results.json").read_text())
     arms = {c["arm"] for c in data["cells"]}
     assert arms == {f"itemcf:{a}" for a in
-                    ("original", "gen", "rand-gen", "disc", "gen+disc", "rand-drop", "loss-prune")}  # fmt: skip
+                    ("original", "gen", "rand-gen", "disc", "gen+disc", "rand-drop", "loss-prune",
+                     "disc-weight")}  # fmt: skip
     drop = next(c for c in data["cells"] if c["arm"] == "itemcf:rand-drop")
     disc = next(c for c in data["cells"] if c["arm"] == "itemcf:disc")
     assert drop["fraction"] == disc["fraction"] and drop["edges"] == disc["edges"]
     gen = next(c for c in data["cells"] if c["arm"] == "itemcf:gen")
     assert gen["synthetic"] > 0 and disc["synthetic"] == 0
+    weight = next(c for c in data["cells"] if c["arm"] == "itemcf:disc-weight")
+    original = next(c for c in data["cells"] if c["arm"] == "itemcf:original")
+    assert weight["edges"] == original["edges"] > disc["edges"]  # kept, at a lower weight
     statuses = {v["status"] for v in data["verdicts"]}
     assert statuses == {"not tested: 1 seed(s)"}  # one seed never makes a claim hold
     assert (folder / "ledgers").is_dir() and list(folder.glob("gain_by_popularity_*.png"))

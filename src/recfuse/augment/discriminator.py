@@ -1,5 +1,5 @@
 """The discriminator: a teacher's compatibility score for every training edge, real and
-synthetic; the lowest-scoring fraction is dropped (the fraction is chosen by the study on
+synthetic; the lowest-scoring fraction is dropped or down-weighted (the fraction is chosen by the study on
 validation I2I recall). Also the two drop controls (random drops of as many edges; LLMRec-style
 loss-based pruning with a matrix-factorisation model) and the labelled precision check.
 """
@@ -23,10 +23,12 @@ def lowest(scores: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def discriminate(
-    edges: pd.DataFrame, scores: np.ndarray, fraction: float, gate: RefinementGate, source: str
-) -> pd.DataFrame:
-    """Drop the ``fraction`` of ``edges`` with the lowest teacher ``scores`` (through the gate)."""
-    return gate.drop_edges(edges, lowest(scores, fraction), source)
+    edges: pd.DataFrame, scores: np.ndarray, fraction: float, gate: RefinementGate, source: str,
+    factor: float = 0.0,
+) -> pd.DataFrame:  # fmt: skip
+    """Drop the ``fraction`` of ``edges`` with the lowest teacher ``scores`` (through the gate);
+    with ``factor`` > 0 keep them at ``factor`` times their weight instead."""
+    return gate.drop_edges(edges, lowest(scores, fraction), source, factor)
 
 
 def random_drop(

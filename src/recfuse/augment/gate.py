@@ -2,7 +2,7 @@
 
 Policy (`governance/policies/i2i/i2i.cedar`): synthetic interactions only for tail items, at most
 20 per item counting earlier writes, never a (user, item) pair of the validation or test period;
-drops only of training edges, at most half of them. Each decision and its outcome (the written
+drops (and down-weightings) only of training edges, at most half of them. Each decision and its outcome (the written
 users, the dropped rows) is an entry of a tamper-evident `Ledger`, so the refined training set
 can be rebuilt and audited from the log.
 """
@@ -73,25 +73,33 @@ class RefinementGate:
         written_so_far[item] += len(written)
         return np.asarray(written, dtype=np.int64)
 
-    def drop_edges(self, edges: pd.DataFrame, drop: np.ndarray, source: str) -> pd.DataFrame:
-        """Ask to drop the rows ``drop`` (bool [len(edges)]); returns the kept edges (all if
-        denied)."""
+    def drop_edges(
+        self, edges: pd.DataFrame, drop: np.ndarray, source: str, factor: float = 0.0
+    ) -> pd.DataFrame:
+        """Ask to drop the rows ``drop`` (bool [len(edges)]), or with ``factor`` > 0 to multiply
+        their weight by it (down-weighting, action ``downweight_edges``); returns the new edges
+        (the old ones if denied)."""
         from recfuse.governance import PolicyDenied, Resource
 
         gone = edges[drop]
         context = {"requested": int(drop.sum()),
                    "heldout_pairs": self.heldout_pairs(gone["user"], gone["item"])}  # fmt: skip
         pairs = gone[["user", "item"]].to_numpy().tolist()
+        action = "drop_edges" if factor == 0.0 else "downweight_edges"
         try:
             self.governor.run(
-                "drop_edges", Resource("EdgeSet", source, {"n_edges": len(edges)}),
-                lambda: {"dropped": len(pairs)}, context=context,
-                inputs={"pairs": pairs, "source": source},
+                action, Resource("EdgeSet", source, {"n_edges": len(edges)}),
+                lambda: {"changed": len(pairs), "factor": factor}, context=context,
+                inputs={"pairs": pairs, "source": source, "factor": factor},
             )  # fmt: skip
         except PolicyDenied:
             self.denied += 1
             return edges
-        return edges[~drop].reset_index(drop=True)
+        if factor == 0.0:
+            return edges[~drop].reset_index(drop=True)
+        out = edges.copy()
+        out.loc[drop, "weight"] = out.loc[drop, "weight"] * factor
+        return out
 
     def close(self) -> None:
         self.ledger.close()

@@ -33,9 +33,10 @@ from recfuse.augment.teachers import SimilarityTeacher, Teacher
 from recfuse.split import Split
 
 #: data arms; "rand-drop" is made after "disc" chose its fraction
-DATA_ARMS = ("original", "gen", "rand-gen", "disc", "gen+disc", "rand-drop", "loss-prune")
+DATA_ARMS = ("original", "gen", "rand-gen", "disc", "gen+disc", "rand-drop", "loss-prune",
+             "disc-weight")  # fmt: skip
 #: arms whose drop fraction is chosen on validation among the candidates
-SELECTED = {"disc": "disc", "gen+disc": "gen+disc", "loss-prune": "loss-prune"}
+SELECTED = {"disc", "gen+disc", "loss-prune", "disc-weight"}
 
 
 @dataclass
@@ -55,9 +56,10 @@ class RefinedData:
 
 def refine(
     split: Split, vectors: np.ndarray, teacher_factory: Any, settings: GeneratorSettings,
-    fractions: list[float], seed: int, ledger: Path, check_pairs: int,
+    fractions: list[float], seed: int, ledger: Path, check_pairs: int, downweight: float = 0.25,
 ) -> RefinedData:  # fmt: skip
-    """Build every arm's edges for one split and seed (see the module docstring)."""
+    """Build every arm's edges for one split and seed (see the module docstring);
+    ``disc-weight`` keeps the discriminator's lowest edges at ``downweight`` of their weight."""
     rng = np.random.default_rng(seed)
     profiles = SimilarityTeacher(vectors, split)
     teacher: Teacher = teacher_factory(split, profiles)
@@ -82,6 +84,8 @@ def refine(
     for f in fractions:
         out.edges[("disc", f)] = discriminate(real, real_scores, f, gate, f"disc@{f}")
         out.edges[("gen+disc", f)] = discriminate(both, both_scores, f, gate, f"gen+disc@{f}")
+        out.edges[("disc-weight", f)] = discriminate(real, real_scores, f, gate,
+                                                     f"disc-weight@{f}", downweight)  # fmt: skip
         out.edges[("loss-prune", f)] = discriminate(real, loss_scores, f, gate, f"loss@{f}")
         out.edges[("rand-drop", f)] = random_drop(real, int(round(f * len(real))), gate, rng)
         out.thresholds[f] = float(np.quantile(real_scores, f))

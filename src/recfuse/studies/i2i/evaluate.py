@@ -33,16 +33,20 @@ def run_i2i_cell(model: Any, refined: RefinedData, data: str, fractions: list[fl
     evaluator = Evaluator(split, ks=KS)
     best: tuple[float, float | None, float] | None = None
     started = time.perf_counter()
+
+    def validation_recall(fitted: Any) -> float:  # also a trained model's epoch choice
+        return float(evaluator.evaluate(fitted, "valid").metrics["Recall@10"])
+
     for fraction in fractions:
-        model.fit(split, edges=refined.get(data, fraction))
-        recall = evaluator.evaluate(model, "valid").metrics["Recall@10"]
+        model.fit(split, edges=refined.get(data, fraction), validate=validation_recall)
+        recall = validation_recall(model)
         if best is None or recall > best[0]:
             best = (recall, fraction, time.perf_counter() - started)
     assert best is not None
     valid_recall, fraction, _ = best
     edges = refined.get(data, fraction)
     if len(fractions) > 1:  # refit the chosen one (the loop ended on another)
-        model.fit(split, edges=edges)
+        model.fit(split, edges=edges, validate=validation_recall)
     fit_s = time.perf_counter() - started
     test = evaluator.evaluate(model, "test")
     per_user = i2i_per_user(test.per_user, split, evaluator)
@@ -58,6 +62,7 @@ def run_i2i_cell(model: Any, refined: RefinedData, data: str, fractions: list[fl
         "fit_seconds": round(fit_s, 2),
         "eval_seconds": round(test.seconds, 2),
         "params": model.get_params(),
+        "epochs": getattr(model, "epochs_", None),
     }
     return CellResult(metrics, per_user, info)
 

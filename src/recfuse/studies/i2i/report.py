@@ -26,6 +26,9 @@ CLAIMS: dict[str, tuple[str, str, str]] = {
         "gen+disc", "original", "Recall@10"),
     "generator + discriminator raise tail Recall@10 over the original data": (
         "gen+disc", "original", "tail Recall@10"),
+    "down-weighting raises Recall@10 over the original data": (
+        "disc-weight", "original", "Recall@10"),
+    "down-weighting beats dropping the same edges": ("disc-weight", "disc", "Recall@10"),
 }  # fmt: skip
 
 
@@ -131,7 +134,8 @@ def summarize(results: Results, folder: StudyFolder, extra: dict[str, Any]) -> S
         arms = [str(a) for a in dict.fromkeys(frame[frame["dataset"] == ds]["arm"])]
         models = list(dict.fromkeys(a.split(":")[0] for a in arms))
         verdicts += claim_verdicts(results, ds, models)
-        data_arms = [a for a in ("gen", "disc", "gen+disc", "rand-gen", "rand-drop", "loss-prune")
+        data_arms = [a for a in ("gen", "disc", "gen+disc", "rand-gen", "rand-drop", "loss-prune",
+                                          "disc-weight")
                      if any(x.endswith(f":{a}") for x in arms)]  # fmt: skip
         gains = gain_by_bucket(results, ds, models, data_arms)
         if not gains.empty:

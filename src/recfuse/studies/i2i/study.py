@@ -31,7 +31,8 @@ from recfuse.runs.study import (
 )
 from recfuse.studies.i2i.data import DATA_ARMS, SELECTED, RefinedData, refine
 
-MODEL_NAMES = ("itemcf", "swing", "emb")
+MODEL_NAMES = ("itemcf", "swing", "emb", "sasrec")
+DEFAULT_MODELS = ["itemcf", "swing", "emb"]  # sasrec trains a network per arm: ask for it
 METRICS = ["Recall@10", "NDCG@10", "Recall@50", "tail Recall@10", "head Recall@10"]
 
 
@@ -39,7 +40,7 @@ class I2IConfig(StudyConfig):
     """What the I2I study runs (teacher, generator budget, drop candidates, models)."""
 
     datasets: list[str] = Field(default_factory=lambda: ["amazon-scientific"], min_length=1)
-    models: list[str] = Field(default_factory=lambda: list(MODEL_NAMES), min_length=1)
+    models: list[str] = Field(default_factory=lambda: list(DEFAULT_MODELS), min_length=1)
     arms: list[str] = Field(default_factory=lambda: list(DATA_ARMS), min_length=1)
     teacher: Literal["minilm", "smollm2", "http"] = "minilm"
     llm_base_url: str | None = Field(None, description="teacher=http: OpenAI-compatible URL")
@@ -50,6 +51,7 @@ class I2IConfig(StudyConfig):
     synthetic_weight: float = Field(0.5, gt=0.0, le=1.0)
     max_items: int | None = Field(None, ge=1, description="tail items to generate for (rarest)")
     drop_fractions: list[float] = Field(default_factory=lambda: [0.1, 0.2], min_length=1)
+    downweight: float = Field(0.25, gt=0.0, lt=1.0, description="disc-weight: kept weight")
     swing_max_users: int = Field(50, ge=2, le=10_000)
     check_pairs: int = Field(2000, ge=10, le=100_000)
     max_users: int | None = Field(None, ge=10, description="random user sample (MicroLens)")
@@ -92,6 +94,10 @@ def build_model(name: str, config: I2IConfig, seed: int) -> Any:
         return ItemCF(k=200)
     if name == "swing":
         return Swing(max_users=config.swing_max_users, seed=seed)
+    if name == "sasrec":
+        from recfuse.models.i2i_sasrec import SASRecI2I
+
+        return SASRecI2I(dim=64, seed=seed)
     return EmbeddingI2I(dim=64, seed=seed)
 
 
@@ -106,7 +112,8 @@ def teacher_factory(config: I2IConfig, dataset: Any, cache: Any = None) -> Any:
     if config.teacher == "http":
         backend = BackendSpec(kind="http", base_url=config.llm_base_url, model=config.llm_model)
     else:
-        backend = BackendSpec(model="smollm2", batch_size=16)
+        # float32: int8 changes pairwise and yes/no choices on this CPU (docs/llm.md)
+        backend = BackendSpec(model="smollm2", batch_size=16, compute_type="float32")
     titles = dataset.items["title"].fillna("").astype(str).tolist()
     return lambda split, profiles: LLMTeacher(
         backend, titles, split, f"i2i-{dataset.name}-{config.teacher}", name=config.teacher,
@@ -157,7 +164,7 @@ class I2IStudy(Study[I2IConfig]):
                 ledger = folder.path / "ledgers" / f"{ds}-seed{seed}-{config.teacher}.db"
                 self.data[(ds, seed)] = refine(split, vectors, factory, settings,
                                                config.drop_fractions, seed, ledger,
-                                               config.check_pairs)  # fmt: skip
+                                               config.check_pairs, config.downweight)  # fmt: skip
                 folder.log(f"{ds} seed {seed}: refined data {self.data[(ds, seed)].cost}")
 
     def inputs(self, cell: Cell, config: I2IConfig) -> dict[str, Any]:
