@@ -157,3 +157,25 @@ def test_llm_teacher_fences_text_and_reads_p_yes(split: Split, tmp_path: Path) -
         assert prompt.split("Candidate item:")[1].lstrip().startswith("<<<DATA")
     again = teacher.score(np.array([0, 1]), np.array([star, other]))  # from the SQLite cache
     assert np.array_equal(scores, again) and len(llm.prompts) == 2
+
+
+def test_minilm_judge_keeps_the_llm_off_the_edges(
+    split: Split, vectors: np.ndarray, tmp_path: Path
+) -> None:
+    """judge=minilm: the LLM (a fake here) writes synthetic edges and takes its own labelled
+    check, but never scores the training edges (the bounded LLM study)."""
+    from recfuse.studies.i2i.data import DropSettings, refine
+
+    titles = ["Star " + str(i) if i % 2 else "Plain " + str(i) for i in range(split.n_items)]
+    llm = FakeYesNoLLM()
+
+    def factory(s: Split, profiles: SimilarityTeacher) -> LLMTeacher:
+        return LLMTeacher(llm, titles, s, "test-judge", name="fake", cache=tmp_path / "c.db")
+
+    settings = GeneratorSettings(per_item=2, candidates=4, pool=20, weight=0.5, max_items=10)
+    drops = DropSettings([0.1], check_pairs=30, judge="minilm")
+    refined = refine(split, vectors, factory, settings, drops, 0, tmp_path / "ledger.db")
+    assert len(llm.prompts) == 10 * 4 + 2 * 30  # generator prompts + the teacher's check only
+    assert refined.cost["discriminator"] == "minilm" and refined.cost["teacher"] == "fake"
+    assert set(refined.teacher_check) >= {"auc", "precision", "recall"}
+    assert len(refined.get("disc", 0.1)) < len(refined.get("original"))

@@ -158,7 +158,13 @@ def _cost_line(key: str, value: dict[str, Any]) -> str:
     cost = value["cost"]
     checks = "; ".join(f"drop {f}: AUC {c['auc']:.3f}, precision {c['precision']:.3f}, "
                        f"recall {c['recall']:.3f}" for f, c in value["checks"].items())  # fmt: skip
-    return (f"- {key}: teacher {cost['teacher']}, {cost['teacher_calls']} teacher calls, "
+    own = value.get("teacher_check") or {}
+    if own:
+        checks += (f"; the teacher's own check (keep if P(yes) >= 0.5): AUC {own['auc']:.3f}, "
+                   f"precision {own['precision']:.3f}, recall {own['recall']:.3f}")  # fmt: skip
+    judge = cost.get("discriminator", cost["teacher"])
+    return (f"- {key}: teacher {cost['teacher']} (edges judged by {judge}), "
+            f"{cost['teacher_calls']} teacher calls, "
             f"generator {cost['generator_seconds']} s, discriminator "
             f"{cost['discriminator_seconds']} s, {cost['synthetic_edges']} synthetic edges for "
             f"{cost['tail_items']} tail items, {cost['ledger_entries']} ledger entries, "

@@ -29,7 +29,7 @@ from recfuse.runs.study import (
     Summary,
     fingerprint,
 )
-from recfuse.studies.i2i.data import DATA_ARMS, SELECTED, RefinedData, refine
+from recfuse.studies.i2i.data import DATA_ARMS, SELECTED, DropSettings, RefinedData, refine
 
 MODEL_NAMES = ("itemcf", "swing", "emb", "sasrec")
 DEFAULT_MODELS = ["itemcf", "swing", "emb"]  # sasrec trains a network per arm: ask for it
@@ -52,6 +52,9 @@ class I2IConfig(StudyConfig):
     max_items: int | None = Field(None, ge=1, description="tail items to generate for (rarest)")
     drop_fractions: list[float] = Field(default_factory=lambda: [0.1, 0.2], min_length=1)
     downweight: float = Field(0.25, gt=0.0, lt=1.0, description="disc-weight: kept weight")
+    judge: Literal["teacher", "minilm"] = Field(
+        "teacher", description="who scores every training edge for the discriminator"
+    )
     swing_max_users: int = Field(50, ge=2, le=10_000)
     check_pairs: int = Field(2000, ge=10, le=100_000)
     max_users: int | None = Field(None, ge=10, description="random user sample (MicroLens)")
@@ -150,6 +153,8 @@ class I2IStudy(Study[I2IConfig]):
 
         settings = GeneratorSettings(config.per_item, config.candidates, config.pool,
                                      config.synthetic_weight, config.max_items)  # fmt: skip
+        drops = DropSettings(config.drop_fractions, config.check_pairs, config.downweight,
+                             config.judge)  # fmt: skip
         for ds in config.datasets:
             dataset = load_sample(ds, config.max_users)
             fset = dataset_features(ds, "minilm", progress=False)  # the full catalogue's rows
@@ -162,9 +167,8 @@ class I2IStudy(Study[I2IConfig]):
             for seed in config.seeds:
                 split = make_split(dataset, "leave_one_out", seed=seed)
                 ledger = folder.path / "ledgers" / f"{ds}-seed{seed}-{config.teacher}.db"
-                self.data[(ds, seed)] = refine(split, vectors, factory, settings,
-                                               config.drop_fractions, seed, ledger,
-                                               config.check_pairs, config.downweight)  # fmt: skip
+                self.data[(ds, seed)] = refine(split, vectors, factory, settings, drops, seed,
+                                               ledger)  # fmt: skip
                 folder.log(f"{ds} seed {seed}: refined data {self.data[(ds, seed)].cost}")
 
     def inputs(self, cell: Cell, config: I2IConfig) -> dict[str, Any]:
@@ -202,7 +206,8 @@ class I2IStudy(Study[I2IConfig]):
     def summarize(self, results: Results, folder: StudyFolder) -> Summary:
         from recfuse.studies.i2i.report import summarize
 
-        extra = {f"{ds}/seed{s}": {"cost": d.cost, "checks": {str(f): c for f, c in d.checks.items()}}
+        extra = {f"{ds}/seed{s}": {"cost": d.cost, "checks": {str(f): c for f, c in d.checks.items()},
+                                   "teacher_check": d.teacher_check}
                  for (ds, s), d in self.data.items()}  # fmt: skip
         return summarize(results, folder, extra)
 
