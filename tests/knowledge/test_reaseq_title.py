@@ -118,6 +118,9 @@ def test_verdicts_read_knowledge_and_text_against_the_title_arm() -> None:
     _, comps = tests_section(no_title, "toy", ["id", "know", "text"])
     claims = {v.claim for v in verdicts_for(no_title, "toy", ["id", "know", "text"], comps)}
     assert not any("title" in c for c in claims)
+    # without the id arm there is nothing to test against: no section, not an empty heading
+    lines, comps = tests_section(results, "toy", ["know", "title", "text"])
+    assert lines == [] and comps == {}
 
 
 def test_title_control_runs_without_interests() -> None:

@@ -65,15 +65,15 @@ def quality_section(ds: str, info: dict[str, Any]) -> list[str]:
 
 
 def tests_section(results: Results, ds: str, arms: list[str]) -> tuple[list[str], dict[str, Any]]:
-    """Every arm vs ``id`` (Holm across arms) overall and on each slice."""
-    out = [f"### Paired tests on {ds} vs id (per-user, seeds averaged, Holm across arms)", ""]
+    """Every arm vs ``id`` (Holm across arms) overall and on each slice; nothing without id."""
     comps: dict[str, Comparison] = {}
     others = [a for a in arms if a != "id"]
+    if "id" not in arms or not others:
+        return [], comps
+    out = [f"### Paired tests on {ds} vs id (per-user, seeds averaged, Holm across arms)", ""]
     from recfuse.studies.reaseq import sliced
 
     for s in ("all", "cold", "tail", "covered"):
-        if "id" not in arms or not others:
-            break
         for c in sliced(results, s).compare_all(ds, others, "id", CLAIMS_METRIC):
             comps[f"{s}|{c.arm}"] = c
             out.append(f"- [{s}] {c.line()}")
