@@ -63,3 +63,28 @@ def test_a_user_sample_keeps_its_items_rows_in_the_full_catalogue() -> None:
     assert part.item_texts() == [texts[i] for i in part.items["source_item"]]
     assert load_sample("ml-100k", None).n_users == full.n_users
     assert load_study_config(I2IStudy, overrides=["max_users=100"]).max_users == 100
+
+
+def test_a_cell_evaluates_the_fit_of_the_fraction_chosen_on_validation() -> None:
+    import numpy as np
+
+    from recfuse.augment.generator import real_edges
+    from recfuse.data import load_dataset
+    from recfuse.evaluation import Evaluator
+    from recfuse.models.i2i import ItemCF
+    from recfuse.split import make_split
+    from recfuse.studies.i2i.data import RefinedData
+    from recfuse.studies.i2i.evaluate import run_i2i_cell
+
+    split = make_split(load_dataset("ml-100k"), "leave_one_out", seed=0)
+    real = real_edges(split)
+    refined = RefinedData(split)
+    keep = np.random.default_rng(0).random(len(real))
+    for fraction in (0.1, 0.5):  # dropping half at random is worse on validation
+        refined.edges[("disc", fraction)] = real[keep >= fraction].reset_index(drop=True)
+    result = run_i2i_cell(ItemCF(), refined, "disc", [0.1, 0.5])
+    assert result.info["fraction"] == 0.1  # the last fit was 0.5; the kept one is evaluated
+    evaluator = Evaluator(split, ks=(10,))
+    fresh = ItemCF().fit(split, edges=refined.get("disc", 0.1))
+    expected = evaluator.evaluate(fresh, "test").metrics["Recall@10"]
+    assert result.metrics["Recall@10"] == expected
