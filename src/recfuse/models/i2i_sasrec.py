@@ -41,7 +41,7 @@ class SASRecI2I(EmbeddingI2I):
 
     def __init__(
         self, dim: int = 64, max_len: int = 50, epochs: int = 50, patience: int = 5,
-        lr: float = 0.001, seed: int = 0, n_recent: int = 1, decay: float = 1.0,
+        lr: float = 0.002, seed: int = 0, n_recent: int = 1, decay: float = 1.0,
     ) -> None:  # fmt: skip
         super().__init__(dim, n_recent, decay, seed)
         self.max_len, self.epochs, self.patience, self.lr = max_len, epochs, patience, lr

@@ -56,6 +56,8 @@ class I2IConfig(StudyConfig):
         "teacher", description="who scores every training edge for the discriminator"
     )
     swing_max_users: int = Field(50, ge=2, le=10_000)
+    sasrec_max_len: int = Field(50, ge=2, le=200, description="sasrec: window length")
+    sasrec_epochs: int = Field(50, ge=1, le=500, description="sasrec: most epochs (patience 5)")
     check_pairs: int = Field(2000, ge=10, le=100_000)
     max_users: int | None = Field(None, ge=10, description="random user sample (MicroLens)")
 
@@ -100,7 +102,8 @@ def build_model(name: str, config: I2IConfig, seed: int) -> Any:
     if name == "sasrec":
         from recfuse.models.i2i_sasrec import SASRecI2I
 
-        return SASRecI2I(dim=64, seed=seed)
+        return SASRecI2I(dim=64, max_len=config.sasrec_max_len, epochs=config.sasrec_epochs,
+                         seed=seed)  # fmt: skip
     return EmbeddingI2I(dim=64, seed=seed)
 
 
