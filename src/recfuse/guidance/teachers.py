@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ import numpy as np
 
 from recfuse.errors import ConfigError, RecfuseError
 from recfuse.guidance.pairs import PairSet
-from recfuse.llm.backend_spec import BackendSpec
+from recfuse.llm.backend_spec import BackendSpec, job_threads
 from recfuse.llm.base import LLM
 from recfuse.llm.cache import LLMCache
 from recfuse.llm.job import LLMJob
@@ -218,7 +217,7 @@ def teacher_from_name(name: str, history_items: int = 10, cache: str | None = No
     (any OpenAI-compatible endpoint)."""
     if name == "minilm":
         return MiniLMTeacher(history_items)
-    threads = int(os.environ.get("RECFUSE_THREADS", "1"))  # set by shared/tools/heavy
+    threads = job_threads()
     if name in ("smollm2", "smollm2:int8", "transformers"):
         # float32 by default: int8 made float32's A/B choice on only 24% of close pairs
         # (docs/llm.md), and a teacher's value is in exactly those close preferences.

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from recfuse.errors import ConfigError
 from recfuse.llm.base import LLM
+
+
+def job_threads() -> int:
+    """Threads this job may use: ``RECFUSE_THREADS`` (set by ``shared/tools/heavy``), else 1.
+    A local backend left at its default runs on one thread however many cores the job has."""
+    return int(os.environ.get("RECFUSE_THREADS", "1"))
 
 
 class BackendSpec(BaseModel):

@@ -25,7 +25,6 @@ SASRec's top 20 (Recall@20), and the same with a history-mean content channel as
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,9 +128,10 @@ class DatasetState:
 def build_llm(name: str, threads: int | None) -> Any:
     """The agents' LLM: SmolLM2 (CTranslate2 int8 where installed) or an OpenAI-compatible URL."""
     from recfuse.llm import BackendSpec, fast_llm
+    from recfuse.llm.backend_spec import job_threads
 
     if name == "smollm2":
-        return fast_llm(threads=threads or int(os.environ.get("RECFUSE_THREADS", "1")))
+        return fast_llm(threads=threads or job_threads())
     if name.startswith(("http://", "https://")):
         base, _, model = name.partition("#")
         return BackendSpec(kind="http", base_url=base, model=model or "default").build()

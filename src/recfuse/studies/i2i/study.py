@@ -113,13 +113,14 @@ def teacher_factory(config: I2IConfig, dataset: Any, cache: Any = None) -> Any:
 
     if config.teacher == "minilm":
         return lambda split, profiles: profiles
-    from recfuse.llm.backend_spec import BackendSpec
+    from recfuse.llm.backend_spec import BackendSpec, job_threads
 
     if config.teacher == "http":
         backend = BackendSpec(kind="http", base_url=config.llm_base_url, model=config.llm_model)
     else:
         # float32: int8 changes pairwise and yes/no choices on this CPU (docs/llm.md)
-        backend = BackendSpec(model="smollm2", batch_size=16, compute_type="float32")
+        backend = BackendSpec(model="smollm2", batch_size=16, compute_type="float32",
+                              threads=job_threads())  # fmt: skip
     titles = dataset.items["title"].fillna("").astype(str).tolist()
     return lambda split, profiles: LLMTeacher(
         backend, titles, split, f"i2i-{dataset.name}-{config.teacher}", name=config.teacher,
