@@ -26,7 +26,7 @@ import numpy as np
 from recfuse.augment.discriminator import labelled_check
 from recfuse.augment.teachers import LLMTeacher
 from recfuse.data import load_dataset
-from recfuse.llm.backend_spec import BackendSpec
+from recfuse.llm.backend_spec import BackendSpec, job_threads
 from recfuse.split import make_split
 
 
@@ -47,7 +47,9 @@ def backend_spec(kind: str, base_url: str | None) -> BackendSpec:
         if not base_url:
             raise SystemExit("--backends http needs --base-url (e.g. http://127.0.0.1:8011/v1)")
         return BackendSpec(kind="http", base_url=base_url, model="smollm2", concurrency=8)
-    return BackendSpec(model="smollm2", batch_size=16, compute_type="float32")
+    return BackendSpec(
+        model="smollm2", batch_size=16, compute_type="float32", threads=job_threads()
+    )
 
 
 def main() -> None:
