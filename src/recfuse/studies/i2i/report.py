@@ -10,6 +10,7 @@ import pandas as pd
 
 from recfuse.evaluation.significance import holm, paired_arrays
 from recfuse.runs.study import Comparison, Results, StudyFolder, Summary, Verdict, verdict
+from recfuse.studies.i2i.data import DATA_ARMS
 from recfuse.studies.i2i.evaluate import pop_bucket
 
 TABLE = ["Recall@10", "NDCG@10", "Recall@50", "tail Recall@10", "head Recall@10",
@@ -134,9 +135,8 @@ def summarize(results: Results, folder: StudyFolder, extra: dict[str, Any]) -> S
         arms = [str(a) for a in dict.fromkeys(frame[frame["dataset"] == ds]["arm"])]
         models = list(dict.fromkeys(a.split(":")[0] for a in arms))
         verdicts += claim_verdicts(results, ds, models)
-        data_arms = [a for a in ("gen", "disc", "gen+disc", "rand-gen", "rand-drop", "loss-prune",
-                                          "disc-weight")
-                     if any(x.endswith(f":{a}") for x in arms)]  # fmt: skip
+        data_arms = [a for a in DATA_ARMS if a != "original"
+                     and any(x.endswith(f":{a}") for x in arms)]  # fmt: skip
         gains = gain_by_bucket(results, ds, models, data_arms)
         if not gains.empty:
             path = plot_gain(gains, folder.path / f"gain_by_popularity_{ds}.png",
