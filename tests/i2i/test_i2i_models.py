@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -92,7 +94,7 @@ def test_sasrec_i2i_windows_carry_each_targets_edge_weight() -> None:
     sequences = edge_sequences(edges, n_users=3)
     assert sequences[0][0].tolist() == [3, 0, 1] and sequences[0][1].tolist() == [0.5, 1, 1]
     net = WeightedSASRec(sequences, dim=8, max_len=4, windows="sliding")
-    inputs, targets, weights = (t.numpy() for t in net._weighted_windows(n_items=4))
+    inputs, targets, weights = (t.numpy() for t in net.training_tensors(SimpleNamespace(n_items=4)))  # type: ignore[arg-type]
     pad = targets == 4
     assert inputs.tolist() == [[4, 4, 3, 0], [4, 4, 4, 2]]
     assert targets.tolist() == [[4, 4, 0, 1], [4, 4, 4, 0]]

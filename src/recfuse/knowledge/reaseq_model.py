@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -141,23 +141,14 @@ class InterestSASRec(SASRec):
     def build(self, split: Split) -> nn.Module:
         return InterestNet(super().build(split), self.interests, self.dim)
 
-    def batches(  # type: ignore[override]  # batches carry each window's user as well
-        self, split: Split, rng: np.random.Generator
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        if not hasattr(self, "_user_windows"):
-            hist = split.histories("valid")
-            users = np.array([u for u, h in enumerate(hist) if len(h) >= 2], dtype=np.int64)
-            stride = (self.stride or self.max_len) if self.windows == "sliding" else None
-            rows, x, y = training_windows(
-                [hist[u] for u in users], self.max_len, split.n_items, stride
-            )
-            owner = torch.as_tensor(users[rows])
-            self._user_windows = torch.as_tensor(x), torch.as_tensor(y), owner
-        inputs, targets, owners = self._user_windows
-        order = torch.as_tensor(rng.permutation(len(inputs)))
-        for lo in range(0, len(order), self.train_config.batch_size):
-            pick = order[lo : lo + self.train_config.batch_size]
-            yield inputs[pick], targets[pick], owners[pick]
+    def training_tensors(self, split: Split) -> tuple[torch.Tensor, ...]:
+        """inputs, targets [W, max_len] and each window's user [W]."""
+        hist = split.histories("valid")
+        users = np.array([u for u, h in enumerate(hist) if len(h) >= 2], dtype=np.int64)
+        rows, x, y = training_windows(
+            [hist[u] for u in users], self.max_len, split.n_items, self.training_stride()
+        )
+        return torch.as_tensor(x), torch.as_tensor(y), torch.as_tensor(users[rows])
 
     def loss(self, batch: Any) -> torch.Tensor:
         inputs, targets, owners = batch
@@ -173,11 +164,6 @@ class InterestSASRec(SASRec):
         owners = torch.as_tensor(np.array(users, dtype=np.int64), device=self.device)
         hidden = self.net_(seq, table, owners)[:, -1]
         return (hidden @ table[:-1].T).cpu().numpy()
-
-    def fit(self, split: Split, validate: Any = None, **kwargs: Any) -> InterestSASRec:
-        self.__dict__.pop("_user_windows", None)
-        super().fit(split, validate, **kwargs)
-        return self
 
     def get_params(self) -> dict[str, Any]:
         params = super().get_params()

@@ -8,7 +8,6 @@ synthetic edge counts ``synthetic_weight`` of a real one and a dropped edge not 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -74,19 +73,9 @@ class WeightedSASRec(SASRec):
         super().__init__(**kwargs)
         self._sequences = sequences
 
-    def batches(  # type: ignore[override]  # batches carry the target weights too
-        self, split: Split, rng: np.random.Generator
-    ) -> Iterator[Batch]:
-        if not hasattr(self, "_weighted"):  # a WeightedSASRec is built for one fit
-            self._weighted = self._weighted_windows(split.n_items)
-        inputs, targets, weights = self._weighted
-        order = torch.as_tensor(rng.permutation(len(inputs)))
-        for lo in range(0, len(order), self.train_config.batch_size):
-            rows = order[lo : lo + self.train_config.batch_size]
-            yield inputs[rows], targets[rows], weights[rows]
-
-    def _weighted_windows(self, n_items: int) -> Batch:
+    def training_tensors(self, split: Split) -> Batch:
         """inputs, targets [W, max_len] (pad = n_items) and target weights [W, max_len]."""
+        n_items = split.n_items
         kept = [(i, w) for i, w in self._sequences if len(i) >= 2]
         lengths = np.array([len(i) for i, _ in kept], dtype=np.int64)
         # windows over global positions, so a target's item and its weight are both lookups

@@ -149,18 +149,21 @@ class SequentialRecommender(TorchRecommender):
         """Items between training windows' ends; None: one window per user (``last``)."""
         return (self.stride or self.max_len) if self.windows == "sliding" else None
 
-    def batches(
-        self, split: Split, rng: np.random.Generator
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, split: Split, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Shuffled minibatches of the rows of `training_tensors` (built once per fit)."""
         if not hasattr(self, "_windows"):
-            seqs = [h for h in split.histories("valid") if len(h) >= 2]
-            _, x, y = training_windows(seqs, self.max_len, split.n_items, self.training_stride())
-            self._windows = torch.as_tensor(x), torch.as_tensor(y)
-        inputs, targets = self._windows
-        order = torch.as_tensor(rng.permutation(len(inputs)))
+            self._windows = self.training_tensors(split)
+        order = torch.as_tensor(rng.permutation(len(self._windows[0])))
         for lo in range(0, len(order), self.train_config.batch_size):
             rows = order[lo : lo + self.train_config.batch_size]
-            yield inputs[rows], targets[rows]
+            yield tuple(t[rows] for t in self._windows)
+
+    def training_tensors(self, split: Split) -> tuple[torch.Tensor, ...]:
+        """The epoch's rows: inputs, targets [W, max_len] (pad = n_items); subclasses may add
+        per-target tensors of the same shape, which `batches` slices alongside."""
+        seqs = [h for h in split.histories("valid") if len(h) >= 2]
+        _, x, y = training_windows(seqs, self.max_len, split.n_items, self.training_stride())
+        return torch.as_tensor(x), torch.as_tensor(y)
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         inputs, targets = batch
