@@ -9,10 +9,13 @@ tokens + attention scores and mixing (4 x layers x tokens^2 x width).
 With ``--dtype bfloat16`` the matmuls run under bfloat16 autocast; the bound stays the fp32
 one (so a ratio above 1 is possible), and every matrix is compared with a float32 extraction of
 the same items (cosine per item, worst over layers and poolings). ``--batch-tokens`` batches by
-padded tokens instead of texts.
+padded tokens instead of texts. ``--compile`` also times the forward passes of
+``torch.compile(model, dynamic=True)`` (inductor: kernel fusion of the element-wise work) side by
+side with eager ones in the same process, after a warm-up pass over every batch whose time is
+reported as the compile cost, and compares its pooled states with eager's.
 
     python benchmarks/feature_extraction.py [--items 256] [--threads 1] [--dataset microlens-50k]
-        [--dtype bfloat16] [--batch-tokens 2048]
+        [--dtype bfloat16] [--batch-tokens 2048] [--compile]
 """
 
 from __future__ import annotations
@@ -71,6 +74,27 @@ def forward_seconds(
     return time.perf_counter() - start
 
 
+def compiled_forward(
+    model: Any, tokenizer: Any, texts: list[str], batch_size: int, batch_tokens: int | None
+) -> dict[str, float]:
+    """Forward seconds of the compiled model (after a timed warm-up over the same batches) and
+    its largest absolute difference from eager on the pooled states of every batch."""
+    from recfuse.features.extract import _batches, pooled_hidden_states, tokenize
+
+    seqs = sorted(tokenize(tokenizer, texts, 128), key=len)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    batches = _batches(seqs, batch_size, batch_tokens)
+    compiled = torch.compile(model, dynamic=True)
+    start = time.perf_counter()
+    outputs = [pooled_hidden_states(compiled, b, pad_id) for b in batches]
+    warmup = time.perf_counter() - start
+    eager = [pooled_hidden_states(model, b, pad_id) for b in batches]
+    diff = max(float((a - b).abs().max()) for a, b in zip(outputs, eager, strict=True))
+    return {"compile_warmup_seconds": round(warmup, 1), "max_abs_diff_vs_eager": diff,
+            "compiled_forward_seconds": forward_seconds(compiled, tokenizer, texts, batch_size,
+                                                        batch_tokens, "float32")}  # fmt: skip
+
+
 def worst_cosine(a: Any, b: Any) -> dict[str, float]:
     """Smallest and mean per-item cosine between two feature sets, over layers and poolings."""
     worst, means = 1.0, list[float]()
@@ -91,6 +115,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batch-tokens", type=int, default=None)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--out", default="runs/bench")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -123,6 +148,20 @@ def main() -> None:
         per_item = flops_per_item(model, tokens)
         measured = len(texts) / seconds
         bound = gflops * 1e9 / per_item
+        compiled: dict[str, Any] = {}
+        if args.compile:
+            compiled = compiled_forward(model, tokenizer, texts, args.batch_size, args.batch_tokens)
+            seconds_c = compiled.pop("compiled_forward_seconds")
+            # eager again, right after the compiled passes: the side-by-side baseline
+            eager_again = forward_seconds(
+                model, tokenizer, texts, args.batch_size, args.batch_tokens, "float32"
+            )
+            compiled |= {
+                "compiled_forward_items_per_s": round(len(texts) / seconds_c, 2),
+                "compiled_forward_ratio_to_bound": round(len(texts) / seconds_c / bound, 3),
+                "eager_forward_items_per_s_after": round(len(texts) / eager_again, 2),
+                "compiled_speedup_vs_eager": round(min(forward, eager_again) / seconds_c, 3),
+            }
         rows.append(
             {
                 "model": name,
@@ -145,13 +184,15 @@ def main() -> None:
                 "attn_implementation": getattr(model.config, "_attn_implementation", None),
                 "min_cosine_vs_float32": cosine,
             }
+            | compiled
         )
         print(json.dumps(rows[-1]), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from recfuse.atomic import write_json
 
-    write_json(out / f"feature_extraction_{args.dtype}.json", rows)
+    suffix = "_compile" if args.compile else ""
+    write_json(out / f"feature_extraction_{args.dtype}{suffix}.json", rows)
     print(f"threads {args.threads}, load average after: {os.getloadavg()}")
     print(
         "| model | items | mean tokens | items/s | FLOP bound items/s | ratio "
