@@ -151,3 +151,59 @@ def test_title_control_runs_without_interests() -> None:
     for f in rows:
         f.result.metrics["Recall@20 +interest"] = 0.1
     assert has_column(Results(rows), "toy", "Recall@20 +interest")
+
+
+def test_interest_claims_are_measured_on_the_users_with_interests() -> None:
+    from recfuse.knowledge.reaseq_interests import InterestSet
+    from recfuse.studies.reaseq import interest_users
+    from recfuse.studies.reaseq_report import tests_section, verdicts_for
+
+    # an interest_users budget of 3 of 5 users: the others have no sample and a zero vector
+    partial = InterestSet([["a"], [], ["b", "c"], ["d"], []], np.zeros((5, 2), np.float32))
+    assert interest_users(partial).tolist() == [0, 2, 3]  # type: ignore[union-attr]
+    assert interest_users(InterestSet([["a"], ["b"]], np.zeros((2, 2), np.float32))) is None
+
+    # id+int gains 0.05 on the first 60 users (those with interests), nothing on the other 140
+    # and the interest channel, merged into id's list, gains 0.05 there too
+    cells = []
+    for f in [*_cells("id", 0.0), *_cells("id+int", 0.05)]:
+        pu = f.result.per_user.copy()  # type: ignore[union-attr]
+        pu["Recall@20 +interest"] += 0.05 * (pu["user"] < 60)
+        metrics = {"Recall@20 +interest": 0.0}
+        cells.append(Finished(f.cell, f.key, CellResult(metrics, pu)))
+    results = Results(cells)
+    arms = ["id", "id+int"]
+    _, comps = tests_section(results, "toy", arms)
+    reached = np.arange(60)
+    claims = {v.claim: v for v in verdicts_for(results, "toy", arms, comps, reached)}
+    user_input = claims[
+        "toy: interests as user input help (id+int > id, the 60 users with interests)"
+    ]
+    assert "60 users" in user_input.evidence and "200 users" not in user_input.evidence
+    channel = claims[
+        "toy: the interest channel adds recall (Recall@20, the 60 users with interests)"
+    ]
+    assert "60 users" in channel.evidence
+    # without a budget the same claims read every user
+    everyone = {v.claim: v for v in verdicts_for(results, "toy", arms, comps)}
+    assert "200 users" in everyone["toy: interests as user input help (id+int > id)"].evidence
+
+
+def test_channel_table_reads_both_channels_on_the_same_users() -> None:
+    from recfuse.evaluation import Evaluator
+    from recfuse.knowledge.reaseq_model import VectorChannel
+    from recfuse.split import make_split
+    from recfuse.studies.reaseq import channel_table
+
+    split = make_split(load_dataset("ml-100k"), "leave_one_out")
+    rng = np.random.default_rng(0)
+    items = rng.normal(size=(split.n_items, 8)).astype(np.float32)
+    interests = np.zeros((split.n_users, 8), np.float32)
+    reached = np.arange(0, split.n_users, 3)
+    interests[reached] = rng.normal(size=(len(reached), 8))
+    rows = {r["channel"]: r for r in channel_table(split, items, interests, reached)}
+    history = VectorChannel(items, None, history_mean=True)
+    on_reached = Evaluator(split, ks=(10, 20, 50), users=reached).evaluate(history, "test")  # type: ignore[arg-type]
+    on_all = Evaluator(split, ks=(10, 20, 50)).evaluate(history, "test")  # type: ignore[arg-type]
+    assert rows["history mean (content)"]["Recall@50"] == on_reached.metrics["Recall@50"]
+    assert on_reached.metrics["Recall@50"] != on_all.metrics["Recall@50"]

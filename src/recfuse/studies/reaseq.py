@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -221,7 +222,9 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
         channel_items = embed(texts)
         if config.interests:
             interests = self._interests(name, split, titles, config, folder, info)
-            info["channels"] = channel_table(split, channel_items, interests.vectors)
+            reached = interest_users(interests)
+            info["channels"] = channel_table(split, channel_items, interests.vectors, reached)
+            info["channel_users"] = split.n_users if reached is None else len(reached)
             info["interest_hash"] = fingerprint(interests.vectors)
         else:
             interests = no_interests(split.n_users)
@@ -370,13 +373,32 @@ def masks(per_user: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def sliced(results: Results, which: str) -> Results:
     """The same cells with per-user rows restricted to one slice (for paired tests)."""
+    return _keep_rows(results, lambda pu: masks(pu)[which])
+
+
+def among(results: Results, users: np.ndarray | None) -> Results:
+    """The same cells with per-user rows restricted to ``users`` (all rows when None)."""
+    if users is None:
+        return results
+    return _keep_rows(results, lambda pu: pu["user"].isin(users).to_numpy())
+
+
+def _keep_rows(results: Results, rows: Callable[[pd.DataFrame], np.ndarray]) -> Results:
     out = []
     for f in results.cells:
         pu = f.result.per_user
         assert pu is not None
-        keep = pu[masks(pu)[which]]
+        keep = pu[rows(pu)]
         out.append(Finished(f.cell, f.key, CellResult(f.result.metrics, keep, f.result.info)))
     return Results(out)
+
+
+def interest_users(interests: InterestSet) -> np.ndarray | None:
+    """The users with at least one inferred interest, or None when that is every user (an
+    ``interest_users`` budget leaves the rest with a zero vector: they say nothing about the
+    interests, so the interest claims and the channel table are measured on these users)."""
+    reached = np.flatnonzero([bool(t) for t in interests.texts])
+    return None if len(reached) == len(interests.texts) else reached
 
 
 def slice_metrics(per_user: pd.DataFrame) -> dict[str, float]:
@@ -414,14 +436,18 @@ def make_model(arm: str, state: DatasetState, config: ReaSeqConfig, train: Any) 
     return SASRec(**kwargs)
 
 
-def channel_table(split: Split, items: np.ndarray, interests: np.ndarray) -> list[dict[str, Any]]:
-    """Each channel alone: full-ranking Recall/NDCG on the test stage, seen items masked."""
+def channel_table(
+    split: Split, items: np.ndarray, interests: np.ndarray, users: np.ndarray | None = None
+) -> list[dict[str, Any]]:
+    """Each channel alone: full-ranking Recall/NDCG on the test stage, seen items masked, both
+    on the same ``users`` (default: all)."""
     rows = []
     for label, channel in {
         "interests (beyond-log)": VectorChannel(items, interests),
         "history mean (content)": VectorChannel(items, None, history_mean=True),
     }.items():
-        res = Evaluator(split, ks=(10, 20, 50)).evaluate(channel, "test")  # type: ignore[arg-type]
+        evaluator = Evaluator(split, ks=(10, 20, 50), users=users)
+        res = evaluator.evaluate(channel, "test")  # type: ignore[arg-type]
         rows.append({"channel": label, **{k: res.metrics[k] for k in
                      ("Recall@10", "Recall@20", "Recall@50", "NDCG@10")}})  # fmt: skip
     return rows

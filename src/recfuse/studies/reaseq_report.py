@@ -6,6 +6,8 @@ import dataclasses
 import json
 from typing import Any
 
+import numpy as np
+
 from recfuse.evaluation.significance import holm
 from recfuse.runs.study import Comparison, Results, StudyFolder, Summary, Verdict, bar_plot, verdict
 
@@ -56,7 +58,9 @@ def quality_section(ds: str, info: dict[str, Any]) -> list[str]:
     rows = info.get("channels", [])
     if rows:
         cols = list(rows[0])
-        out += ["", "Each channel alone (full ranking, seen masked):", ""]
+        n = info.get("channel_users")
+        on = f"; the {n} users with inferred interests" if n else ""
+        out += ["", f"Each channel alone (full ranking, seen masked{on}):", ""]
         out += ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
         for r in rows:
             out.append("| " + " | ".join(
@@ -94,9 +98,12 @@ def title_comparisons(results: Results, ds: str, arms: list[str]) -> list[tuple[
 
 
 def verdicts_for(
-    results: Results, ds: str, arms: list[str], comps: dict[str, Any]
-) -> list[Verdict]:
-    from recfuse.studies.reaseq import keep_finished
+    results: Results, ds: str, arms: list[str], comps: dict[str, Any],
+    reached: np.ndarray | None = None,
+) -> list[Verdict]:  # fmt: skip
+    """The claims of ``ds``; the interest claims on the users in ``reached`` (those with inferred
+    interests; None: every user)."""
+    from recfuse.studies.reaseq import among, keep_finished
 
     found: list[Verdict] = []
     if "cold|know" in comps:
@@ -111,15 +118,19 @@ def verdicts_for(
         both = results.compare_pairs(ds, [("both", "text")], CLAIMS_METRIC)[0]
         found.append(verdict(f"{ds}: knowledge adds to text (both > text)", both))
     found += [verdict(claim, c) for claim, c in title_comparisons(results, ds, arms)]
+    on = "" if reached is None else f", the {len(reached)} users with interests"
     if "all|id+int" in comps:
-        found.append(verdict(f"{ds}: interests as user input help (id+int > id)",
-                             comps["all|id+int"]))  # fmt: skip
+        user_input = comps["all|id+int"]
+        if reached is not None:
+            user_input = among(results, reached).compare(ds, "id+int", "id", CLAIMS_METRIC)
+        found.append(verdict(f"{ds}: interests as user input help (id+int > id{on})",
+                             user_input))  # fmt: skip
     if "id" in arms and has_column(results, ds, "Recall@20 +interest"):
-        merged = keep_finished(results, "id", "Recall@20 +interest", "id⊕interest")
+        merged = keep_finished(among(results, reached), "id", "Recall@20 +interest", "id⊕interest")
         merged = keep_finished(merged, "id", "Recall@20 +history", "id⊕history")
         pairs = [("id⊕interest", "id"), ("id⊕interest", "id⊕history")]
         c1, c2 = merged.compare_pairs(ds, pairs, "Recall@20")
-        found.append(verdict(f"{ds}: the interest channel adds recall (Recall@20)", c1))
+        found.append(verdict(f"{ds}: the interest channel adds recall (Recall@20{on})", c1))
         found.append(verdict(f"{ds}: ... more than a history-mean channel", c2))
     return found
 
@@ -131,6 +142,8 @@ def has_column(results: Results, ds: str, column: str) -> bool:
 
 
 def report(study: Any, results: Results, folder: StudyFolder) -> Summary:
+    from recfuse.studies.reaseq import interest_users
+
     config_arms = list(dict.fromkeys(f.cell.arm_name for f in results.cells))
     lines = ["# ReaSeq study", ""]
     data: dict[str, Any] = {"folder": str(folder.path)}
@@ -151,7 +164,9 @@ def report(study: Any, results: Results, folder: StudyFolder) -> Summary:
             if against_title:
                 lines += [f"### Against the title control on {ds} (Holm across these)", ""]
                 lines += [f"- {claim}: {c.line()}" for claim, c in against_title] + [""]
-            verdicts += verdicts_for(results, ds, config_arms, comps)
+            state = study.state.get(ds)
+            reached = None if state is None else interest_users(state.interests)
+            verdicts += verdicts_for(results, ds, config_arms, comps, reached)
         plot = bar_plot(results.table(["NDCG@10"]), "NDCG@10", folder.path / "reaseq.png",
                         "ReaSeq arms, SASRec backbone")  # fmt: skip
         plots.append(str(plot))
