@@ -442,11 +442,11 @@ def channel_table(
     """Each channel alone: full-ranking Recall/NDCG on the test stage, seen items masked, both
     on the same ``users`` (default: all)."""
     rows = []
+    evaluator = Evaluator(split, ks=(10, 20, 50), users=users)
     for label, channel in {
         "interests (beyond-log)": VectorChannel(items, interests),
         "history mean (content)": VectorChannel(items, None, history_mean=True),
     }.items():
-        evaluator = Evaluator(split, ks=(10, 20, 50), users=users)
         res = evaluator.evaluate(channel, "test")  # type: ignore[arg-type]
         rows.append({"channel": label, **{k: res.metrics[k] for k in
                      ("Recall@10", "Recall@20", "Recall@50", "NDCG@10")}})  # fmt: skip
