@@ -3,6 +3,8 @@ no knowledge), and the study's claims read knowledge and text against it (Holm a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -207,3 +209,43 @@ def test_channel_table_reads_both_channels_on_the_same_users() -> None:
     on_all = Evaluator(split, ks=(10, 20, 50)).evaluate(history, "test")  # type: ignore[arg-type]
     assert rows["history mean (content)"]["Recall@50"] == on_reached.metrics["Recall@50"]
     assert on_reached.metrics["Recall@50"] != on_all.metrics["Recall@50"]
+
+
+def test_arms_that_read_no_knowledge_skip_the_agents_and_the_text_features(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # arms=[id,id+int] reads neither the records nor the item text: the knowledge agents (17
+    # min of LLM time on amazon-scientific) and the MiniLM text features must not run
+    import recfuse.features.embed as embed_module
+    import recfuse.features.extract as extract_module
+    from recfuse.runs.study import StudyFolder
+    from recfuse.studies.reaseq import KNOWLEDGE_SKIPPED, ReaSeqConfig, item_features
+    from recfuse.studies.reaseq_report import quality_section, tests_section
+
+    assert item_features(["id", "id+int"]) == set()
+    assert item_features(["both+int", "title"]) == {"text", "know", "title"}
+    assert item_features(["know-only", "text"]) == {"know", "text"}
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a stage no arm reads was run")
+
+    monkeypatch.setattr(ReaSeqStudy, "_knowledge", refuse)
+    monkeypatch.setattr(extract_module, "extract_features", refuse)
+    monkeypatch.setattr(
+        embed_module, "embed", lambda texts: np.eye(len(texts), 4, dtype=np.float32)
+    )
+    config = ReaSeqConfig(datasets=["ml-100k"], arms=["id"], interests=False)
+    folder = StudyFolder(tmp_path)
+    state = ReaSeqStudy()._prepare_one("ml-100k", config, folder)
+    assert state.info["knowledge_hash"] == KNOWLEDGE_SKIPPED and not state.covered.any()
+    assert "not extracted" in "\n".join(quality_section("ml-100k", state.info))
+
+    # the covered slice is then empty for every cell: said, not tested on zero users
+    cells = []
+    for f in [*_cells("id", 0.0), *_cells("id+int", 0.0)]:
+        pu = f.result.per_user.copy()  # type: ignore[union-attr]
+        pu["covered"] = 0.0
+        cells.append(Finished(f.cell, f.key, CellResult({}, pu)))
+    lines, comps = tests_section(Results(cells), "toy", ["id", "id+int"])
+    assert "- [covered] no users in this slice" in lines and "covered|id+int" not in comps
+    assert "all|id+int" in comps

@@ -173,6 +173,13 @@ def title_texts(dataset: Dataset) -> list[str]:
     return [render(None, t) for t in titles_of(dataset)]
 
 
+def item_features(arms: list[str]) -> set[str]:
+    """The item-side features ``arms`` read (``both`` reads text and know): the study computes
+    only these, so ``arms=[id,id+int]`` runs no knowledge agent and no text extraction."""
+    bases = {arm_base(a) for a in arms}
+    return (bases - {"id", "both"}) | ({"text", "know"} if "both" in bases else set())
+
+
 def arm_base(arm: str) -> str:
     """The item-side feature an arm reads: ``know+int`` -> ``know``, ``text-only`` -> ``text``."""
     return arm.partition("+")[0].removesuffix("-only")
@@ -207,18 +214,28 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
         split = make_split(dataset, "leave_one_out")
         texts, titles = dataset.item_texts(), titles_of(dataset)
         info: dict[str, Any] = {}
-        run = self._knowledge(name, texts, config, folder, info)
-        if config.stage == "knowledge":
-            return self._partial(dataset, split, info)
-        rendered = knowledge_texts(run, titles)
-        know = encode_knowledge(name, rendered).load(TEXT_LAYER, "mean")
-        title = np.zeros_like(know)
-        if any(arm_base(a) == "title" for a in config.arms):
+        read = item_features(config.arms)
+        zeros = np.zeros((dataset.n_items, 1), dtype=np.float32)  # a feature no arm reads
+        know, covered = zeros, np.zeros(dataset.n_items, dtype=bool)
+        if "know" in read or config.stage != "all":
+            run = self._knowledge(name, texts, config, folder, info)
+            if config.stage == "knowledge":
+                return self._partial(dataset, split, info)
+            rendered = knowledge_texts(run, titles)
+            know = encode_knowledge(name, rendered).load(TEXT_LAYER, "mean")
+            covered[[i for i, k in run.items.items() if k.record is not None]] = True
+            info["knowledge_hash"] = fingerprint(rendered)
+        else:
+            info["knowledge_hash"] = KNOWLEDGE_SKIPPED
+        title = zeros
+        if "title" in read:
             # the same encoder path as `know` (an empty record set renders as the titles)
             bare = title_texts(dataset)
             title = encode_knowledge(name, bare).load(TEXT_LAYER, "mean")
             info["title_hash"] = fingerprint(bare)
-        text = extract_features(texts, "minilm", name, progress=False).load(TEXT_LAYER, "mean")
+        text = zeros
+        if "text" in read:
+            text = extract_features(texts, "minilm", name, progress=False).load(TEXT_LAYER, "mean")
         channel_items = embed(texts)
         if config.interests:
             interests = self._interests(name, split, titles, config, folder, info)
@@ -229,12 +246,9 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
         else:
             interests = no_interests(split.n_users)
             info["interest_hash"] = INTERESTS_OFF
-        info["knowledge_hash"] = fingerprint(rendered)
         lengths = np.array([len(h) for h in split.histories("test")])
         users = np.unique(split.test["user"].to_numpy())
         cold_max = int(np.quantile(lengths[users], config.cold_quantile))
-        covered = np.zeros(dataset.n_items, dtype=bool)
-        covered[[i for i, k in run.items.items() if k.record is not None]] = True
         return DatasetState(
             dataset, split, text, know, title, channel_items, interests, covered, cold_max, info
         )
@@ -294,6 +308,8 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
         state = self.state.get(cell.dataset)
         if state is None:
             return {}
+        # every cell keeps the knowledge hash: its per-user `covered` column reads the records,
+        # so a run that skipped the knowledge stage has cells of its own
         keys = ["knowledge_hash", "interest_hash"]
         if arm_base(cell.arm_name) == "title":
             keys.append("title_hash")  # only title cells read it (the others' keys unchanged)
@@ -348,6 +364,7 @@ METRIC_COLS = ("NDCG@10", "Recall@10", "Recall@20")
 
 
 INTERESTS_OFF = "off"  # the interest hash of a run with ``interests: false``
+KNOWLEDGE_SKIPPED = "skipped"  # the knowledge hash of a run whose arms read no knowledge
 
 
 def no_interests(n_users: int) -> InterestSet:

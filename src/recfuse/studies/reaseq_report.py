@@ -43,8 +43,12 @@ def quality_section(ds: str, info: dict[str, Any]) -> list[str]:
             f"records with such a value {q['records_adding']:.3f}; strict JSON "
             f"{q['strict_json']:.3f}; retried {q['retried']:.3f}",
         ]
-    out.append(f"- knowledge cost: {json.dumps(info.get('knowledge_cost'))}")
-    from recfuse.studies.reaseq import INTERESTS_OFF
+    from recfuse.studies.reaseq import INTERESTS_OFF, KNOWLEDGE_SKIPPED
+
+    if info.get("knowledge_hash") == KNOWLEDGE_SKIPPED:
+        out.append("- knowledge: not extracted (no arm of this run reads it)")
+    else:
+        out.append(f"- knowledge cost: {json.dumps(info.get('knowledge_cost'))}")
 
     if info.get("interest_hash") == INTERESTS_OFF:
         out.append("- interests: not inferred (`interests: false`)")
@@ -78,7 +82,12 @@ def tests_section(results: Results, ds: str, arms: list[str]) -> tuple[list[str]
     from recfuse.studies.reaseq import sliced
 
     for s in ("all", "cold", "tail", "covered"):
-        for c in sliced(results, s).compare_all(ds, others, "id", CLAIMS_METRIC):
+        part = sliced(results, s)
+        rows = [f.result.per_user for f in part.cells if f.cell.dataset == ds]
+        if not all(len(pu) for pu in rows if pu is not None):
+            out.append(f"- [{s}] no users in this slice")
+            continue
+        for c in part.compare_all(ds, others, "id", CLAIMS_METRIC):
             comps[f"{s}|{c.arm}"] = c
             out.append(f"- [{s}] {c.line()}")
     return [*out, ""], comps
