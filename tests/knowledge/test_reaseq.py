@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -149,6 +150,12 @@ def test_no_valid_or_test_item_reaches_a_user_prompt(tmp_path: Path) -> None:
                            cache=LLMCache(tmp_path / "c.sqlite"))  # fmt: skip
     found = latent.infer(split, titles)
     assert len(llm.prompts) == 2 * 30 and found.coverage == pytest.approx(30 / split.n_users)
+    # each budget owns its job rows: a 10-user run does not replace the 30-user run's items
+    smaller = dataclasses.replace(latent, max_users=10)
+    smaller.infer(split, titles)
+    names = set(LLMCache(tmp_path / "c.sqlite").job_names())
+    assert {"reaseq-interest-u30-t24-h10-0", "reaseq-interest-u10-t24-h10-1"} <= names
+    assert len(llm.prompts) == 2 * 30  # the 10 users' answers were read from the cache
     held = {
         (int(u), int(i))
         for f in (split.valid, split.test)

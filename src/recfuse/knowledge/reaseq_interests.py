@@ -127,6 +127,11 @@ class SampledLatent:
             "interest", INTEREST_TEMPLATE, params, ParseSpec(kind="text", min_chars=3, retries=1)
         )
 
+    def job_name(self, users: int, sample: int) -> str:
+        """``<name>-u<users>-t<max_tokens>-h<history>-<sample>``: runs with other budgets own
+        other job rows (a smoke run does not replace the item list of a real one)."""
+        return f"{self.name}-u{users}-t{self.max_tokens}-h{self.history_items}-{sample}"
+
     def infer(self, split: Split, titles: Sequence[str]) -> InterestSet:
         """Interests of the first ``max_users`` users (all by default); others get none."""
         n = split.n_users if self.max_users is None else min(self.max_users, split.n_users)
@@ -135,7 +140,7 @@ class SampledLatent:
         samples: list[list[str]] = [[] for _ in range(split.n_users)]
         for s in range(self.k):
             out = run_step(
-                self.step(s), f"{self.name}-{s}", records, self.llm, cache, split=split,
+                self.step(s), self.job_name(n, s), records, self.llm, cache, split=split,
                 batch_size=self.batch_size, costs=self.costs,
             )  # fmt: skip
             for record in records:

@@ -282,9 +282,10 @@ class ReaSeqStudy(Study[ReaSeqConfig]):
         from recfuse.features.embed import embed
 
         started = time.perf_counter()
+        sample = f"-sample{config.max_users}" if config.max_users else ""  # its own users
         reasoner = SampledLatent(
             governed(build_llm(config.llm, config.llm_threads), folder, "reaseq-interests"),
-            embed, name=f"reaseq-interest-{name}", k=config.interest_samples,
+            embed, name=f"reaseq-interest-{name}{sample}", k=config.interest_samples,
             max_tokens=config.interest_tokens, history_items=config.interest_history,
             max_users=config.interest_users, batch_size=config.llm_batch,
             noun=config.item_noun or NOUNS.get(name, "item"),
