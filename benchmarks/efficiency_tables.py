@@ -100,6 +100,7 @@ def main() -> None:
         "before the mask, last window (main 6c894ce)": "sasrec_ml100k_before_mask_s*.json",
         "masked, last window": "sasrec_ml100k_masked_last_s*.json",
         "masked, sliding windows (stride 50)": "sasrec_ml100k_masked_sliding_s*.json",
+        "GRU4Rec, last window": "gru4rec_ml100k_last_s*.json",
         "GRU4Rec, sliding windows": "gru4rec_ml100k_sliding_s*.json",
     }
     print(sasrec_table(arms), "\n")
@@ -109,6 +110,9 @@ def main() -> None:
     )
     print(
         "sliding:", paired(arms["masked, last window"], arms["masked, sliding windows (stride 50)"])
+    )
+    print(
+        "GRU4Rec sliding:", paired(arms["GRU4Rec, last window"], arms["GRU4Rec, sliding windows"])
     )
     for f in _load("threads_quiet.json"):
         print("\n| threads | concurrent jobs | s / epoch | epochs/s, all jobs | load |")
