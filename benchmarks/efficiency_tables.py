@@ -114,6 +114,12 @@ def main() -> None:
     print(
         "GRU4Rec sliding:", paired(arms["GRU4Rec, last window"], arms["GRU4Rec, sliding windows"])
     )
+    micro = {
+        "MicroLens-50k sample (5,000 users), last window": "sasrec_microlens5000_last_s*.json",
+        "MicroLens-50k sample (5,000 users), sliding windows": "sasrec_microlens5000_sliding_s*.json",
+    }
+    print("\n" + sasrec_table(micro), "\n")
+    print("MicroLens sliding:", paired(*micro.values()))
     for f in _load("threads_quiet.json"):
         print("\n| threads | concurrent jobs | s / epoch | epochs/s, all jobs | load |")
         print("|---|---|---|---|---|")
