@@ -249,3 +249,10 @@ def test_arms_that_read_no_knowledge_skip_the_agents_and_the_text_features(
     lines, comps = tests_section(Results(cells), "toy", ["id", "id+int"])
     assert "- [covered] no users in this slice" in lines and "covered|id+int" not in comps
     assert "all|id+int" in comps
+    # and the results table leaves out the column no cell measured
+    from recfuse.studies.reaseq_report import report
+
+    for f in cells:
+        f.result.metrics.update({"NDCG@10": 0.1, "NDCG@10 covered": float("nan")})
+    table = report(ReaSeqStudy(), Results(cells), folder).markdown
+    assert "| NDCG@10 |" in table and "NDCG@10 covered" not in table

@@ -144,6 +144,10 @@ def verdicts_for(
     return found
 
 
+def _measured(value: float | None) -> bool:
+    return value is not None and not np.isnan(value)
+
+
 def has_column(results: Results, ds: str, column: str) -> bool:
     """Whether every finished cell of ``ds`` has ``column`` (``interests: false`` drops one)."""
     cells = [f for f in results.cells if f.cell.dataset == ds]
@@ -164,7 +168,8 @@ def report(study: Any, results: Results, folder: StudyFolder) -> Summary:
     if len(results):
         cols = ["NDCG@10", "Recall@20", "NDCG@10 cold", "NDCG@10 tail", "NDCG@10 covered",
                 "Recall@20 +interest", "Recall@20 +history"]  # fmt: skip
-        cols = [c for c in cols if any(c in f.result.metrics for f in results.cells)]
+        # a column no cell measured (the covered slice of a run without knowledge) is left out
+        cols = [c for c in cols if any(_measured(f.result.metrics.get(c)) for f in results.cells)]
         lines += ["### Results (test, full ranking, seen masked)", "", results.markdown(cols), ""]
         for ds in dict.fromkeys(f.cell.dataset for f in results.cells):
             section, comps = tests_section(results, ds, config_arms)
