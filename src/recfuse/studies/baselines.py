@@ -42,7 +42,7 @@ class BaselinesConfig(StudyConfig):
     threads: int = Field(1, ge=1, le=256)  # 1: measured faster on 2 shared cores
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(
-            epochs=200, batch_size=128, lr=1e-3, patience=10, max_seconds=1200.0,
+            epochs=200, batch_size=128, lr=1e-3, patience=10,
             valid_users=5000, progress=False,
         )
     )  # fmt: skip

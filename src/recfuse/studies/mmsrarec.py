@@ -67,7 +67,7 @@ class MMSRARecConfig(StudyConfig):
     lm_lr: float = Field(5e-4, gt=0)
     lm_batch: int = Field(8, ge=1)
     train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(epochs=60, patience=4, progress=False)
+        default_factory=lambda: TrainConfig(epochs=200, patience=10, progress=False)
     )
 
     #: what runs, and the policy round (whose report no cell reads), are not part of cell keys
