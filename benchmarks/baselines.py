@@ -85,6 +85,10 @@ def _span(values: pd.Series, digits: int = 0) -> str:
     return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f}–{hi:.{digits}f}"
 
 
+def _mean_std(values: pd.Series) -> str:
+    return f"{values.mean():.4f}" + (f" ± {values.std(ddof=1):.4f}" if len(values) > 1 else "")
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: one line per dataset and model, mean ± std over seeds."""
     frame = pd.DataFrame(rows)
@@ -95,9 +99,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     ]
     for (ds, model), g in frame.groupby(["dataset", "model"], sort=False):
         ndcg, rec = g["NDCG@10"], g["Recall@10"]
-        sd = (lambda s: f" ± {s.std(ddof=1):.4f}" if len(s) > 1 else "")  # noqa: E731
         lines.append(
-            f"| {ds} | {model} | {len(g)} | {ndcg.mean():.4f}{sd(ndcg)} | {rec.mean():.4f}{sd(rec)} "
+            f"| {ds} | {model} | {len(g)} | {_mean_std(ndcg)} | {_mean_std(rec)} "
             f"| {_span(g['epochs'])} | {_span(g['fit s'])} | {g['threads'].iloc[0]} × "
             f"{g['workers'].iloc[0]} | {_span(g['load_before'], 1)} → {_span(g['load_after'], 1)} "
             f"| {', '.join(sorted(set(g['date'])))} |"
