@@ -15,6 +15,7 @@ from sklearn.metrics import mean_squared_error, r2_score, roc_auc_score
 
 from recfuse.audit.features import one_hot
 from recfuse.audit.learner import NetConfig, fit_network
+from recfuse.audit.neighbours import cosine_top_k
 from recfuse.audit.table import Task
 
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -51,23 +52,23 @@ def knn_group_fitter(
     With few rows per group a memorizing probe is the strongest "who made it" detector (on binary
     fingerprints cosine ranks neighbours much like Tanimoto). Probabilities are [n, n_classes],
     non-zero for at most ``n_neighbors`` groups; a row with no similar neighbour gets the
-    training group frequencies.
+    training group frequencies. Neighbours are exact, ties to the earlier training row
+    (`recfuse.audit.neighbours`).
     """
-    from sklearn.neighbors import NearestNeighbors
 
     def fit(rows: np.ndarray) -> Predictor:
         rows = rows[codes[rows] >= 0]
         labels = codes[rows]
         k = min(n_neighbors, len(rows))
-        index = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(x[rows])
+        index = x[rows]
         prior = np.bincount(labels, minlength=n_classes) / max(1, len(labels))
 
         def predict(query: np.ndarray) -> np.ndarray:
             probs = np.zeros((len(query), n_classes), dtype=np.float32)
             if len(query) == 0 or k == 0:
                 return probs
-            dist, idx = index.kneighbors(x[query])
-            weight = np.clip(1.0 - dist, 0.0, None)  # cosine similarity, never negative
+            sims, idx = cosine_top_k(x[query], index, k)
+            weight = np.clip(sims, 0.0, None)  # cosine similarity, never negative
             np.add.at(
                 probs, (np.repeat(np.arange(len(query)), k), labels[idx].ravel()), weight.ravel()
             )

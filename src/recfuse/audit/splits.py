@@ -106,14 +106,13 @@ def similarity_clusters(
     Returns (cluster id per row [n_rows], the threshold used).
     """
     from scipy.sparse.csgraph import connected_components
-    from sklearn.neighbors import NearestNeighbors
+
+    from recfuse.audit.neighbours import cosine_top_k
 
     n = x.shape[0]
     k = min(n_neighbors + 1, n)
-    dist, idx = (
-        NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(x).kneighbors(x)
-    )
-    sim = 1.0 - dist.ravel()
+    sims, idx = cosine_top_k(x, x, k)  # each row's own entry among them: a self-loop, harmless
+    sim = sims.ravel()
     rows = np.repeat(np.arange(n), k)
     comp = np.arange(n)
     for threshold in thresholds:
