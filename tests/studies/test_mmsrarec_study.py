@@ -1,5 +1,5 @@
 """The MMSRARec study's pieces that need no model: sampled candidates, pessimistic sampled
-ranks, presets and cell keys."""
+ranks, presets, cell keys and the budget table."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from recfuse.errors import ConfigError
-from recfuse.runs.study import load_study_config
+from recfuse.runs.study import Cell, CellResult, Finished, Results, load_study_config
 from recfuse.split import make_split
 from recfuse.studies.mmsrarec import (
     MMSRARecConfig,
@@ -15,6 +15,7 @@ from recfuse.studies.mmsrarec import (
     sampled_candidates,
     sampled_metrics,
 )
+from recfuse.studies.mmsrarec_report import budget_table
 
 
 def test_sampled_candidates_are_unseen_distinct_and_start_with_the_target() -> None:
@@ -51,3 +52,19 @@ def test_smoke_preset_and_bad_keys() -> None:
     assert cfg.item_limit == 24 and cfg.seeds == [0]
     with pytest.raises(ConfigError):
         load_study_config(MMSRARecStudy, overrides=["stages=[train]"])
+
+
+def test_budget_table_states_epochs_steps_and_seconds_per_arm() -> None:
+    def done(arm: str, seed: int, **info: float) -> Finished:
+        return Finished(Cell(arm, seed, "ml-100k"), f"{arm}{seed}", CellResult({}, None, info))
+
+    results = Results(
+        [
+            done("sasrec-id", 0, epochs_run=41, train_seconds=80.4),
+            done("sasrec-id", 1, epochs_run=57, train_seconds=111.0),
+            done("lm-kw", 0, steps=19, train_seconds=300.2),
+        ]
+    )
+    lines = budget_table(results).splitlines()
+    assert lines[2] == "| sasrec-id | 2 | 41–57 | – | 80–111 |"
+    assert lines[3] == "| lm-kw | 1 | – | 19 | 300 |"

@@ -62,6 +62,25 @@ def reward_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _span(values: Any, digits: int = 0) -> str:
+    values = [v for v in values if v == v]  # NaN: the arm has no such budget
+    if not values:
+        return "–"
+    lo, hi = min(values), max(values)
+    return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f}–{hi:.{digits}f}"
+
+
+def budget_table(results: Results) -> str:
+    """What each arm trained: seeds, SASRec epochs (early stopping), LM steps, seconds."""
+    frame = results.frame()
+    lines = ["| arm | seeds | epochs | LM steps | train s |", "|---|---|---|---|---|"]
+    for arm, g in frame.groupby("arm", sort=False):
+        epochs, steps = g.get("epochs_run", []), g.get("steps", [])
+        seconds = g.get("train_seconds", [])
+        lines.append(f"| {arm} | {len(g)} | {_span(epochs)} | {_span(steps)} | {_span(seconds)} |")
+    return "\n".join(lines)
+
+
 def _cell(text: str | None, limit: int = 90) -> str:
     if text is None:
         return "–"
@@ -103,6 +122,8 @@ def summarize(results: Results, folder: StudyFolder, prepared: dict[str, Prepare
             parts.append("\n### Recommenders (full ranking: all test users for SASRec, the "
                          f"{len(state.users)}-user sample for the LM; sampled-100 on that sample)\n")  # fmt: skip
             parts.append(mine.markdown(FULL_METRICS + SAMPLED_METRICS))
+            parts.append("\nTraining budgets (SASRec: early stopping on validation NDCG@10):\n")
+            parts.append(budget_table(mine))
             verdicts += claims(mine, ds)
             table = mine.table(["NDCG@10", S100 + "NDCG@10"])
             plots.append(
