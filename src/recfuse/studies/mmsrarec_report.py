@@ -129,8 +129,8 @@ def summarize(results: Results, folder: StudyFolder, prepared: dict[str, Prepare
             plots.append(
                 str(bar_plot(table, "NDCG@10", folder.path / f"ndcg-{ds}.png", "MMSRARec"))
             )
-    parts.append("\n### Verdicts\n")
-    parts += [f"- {v.line()}" for v in verdicts] or ["- none (no recommender cells ran)"]
+    if not verdicts:  # the study folder's results.md lists the verdicts after this text
+        parts.append("\nNo verdicts: no recommender cells ran.")
     markdown = "\n".join(parts)
     print(markdown)
     return Summary(markdown, verdicts, plots, data)
