@@ -126,9 +126,12 @@ def summarize(results: Results, folder: StudyFolder, prepared: dict[str, Prepare
             parts.append(budget_table(mine))
             verdicts += claims(mine, ds)
             table = mine.table(["NDCG@10", S100 + "NDCG@10"])
-            plots.append(
-                str(bar_plot(table, "NDCG@10", folder.path / f"ndcg-{ds}.png", "MMSRARec"))
-            )
+            full = "MMSRARec, full ranking (LM arms: the user sample only)"
+            sampled = f"MMSRARec, sampled-100 on the {len(state.users)}-user sample"
+            plots += [
+                str(bar_plot(table, "NDCG@10", folder.path / f"ndcg-{ds}.png", full)),
+                str(bar_plot(table, S100 + "NDCG@10", folder.path / f"s100-{ds}.png", sampled)),
+            ]
     if not verdicts:  # the study folder's results.md lists the verdicts after this text
         parts.append("\nNo verdicts: no recommender cells ran.")
     markdown = "\n".join(parts)
