@@ -23,6 +23,7 @@ import pandas as pd
 
 from recfuse.atomic import write_json, write_text
 from recfuse.provenance import git_commit
+from recfuse.runs.study import mean_std, span
 from recfuse.studies.baselines import MODELS
 from recfuse.studies.cli import run
 
@@ -112,16 +113,10 @@ def merge(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str
     return sorted(rows.values(), key=lambda r: (r["dataset"], MODELS.index(r["model"]), r["seed"]))
 
 
-def _span(values: pd.Series, digits: int = 0) -> str:
-    values = values.dropna()
-    if values.empty:
-        return "–"
-    lo, hi = f"{values.min():.{digits}f}", f"{values.max():.{digits}f}"
-    return lo if lo == hi else f"{lo}–{hi}"
-
-
 def _mean_std(values: pd.Series) -> str:
-    return f"{values.mean():.4f}" + (f" ± {values.std(ddof=1):.4f}" if len(values) > 1 else "")
+    if len(values) < 2:
+        return f"{values.mean():.4f}"
+    return mean_std(values.mean(), values.std(ddof=1))
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -138,8 +133,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         ndcg, rec = g["NDCG@10"], g["Recall@10"]
         lines.append(
             f"| {ds} | {model} | {len(g)} | {_mean_std(ndcg)} | {_mean_std(rec)} "
-            f"| {_span(g['epochs'])} | {_span(g['fit s'])} | {g['threads'].iloc[0]} × "
-            f"{g['workers'].iloc[0]} | {_span(g['load_before'], 1)} → {_span(g['load_after'], 1)} "
+            f"| {span(g['epochs'])} | {span(g['fit s'])} | {g['threads'].iloc[0]} × "
+            f"{g['workers'].iloc[0]} | {span(g['load_before'], 1)} → {span(g['load_after'], 1)} "
             f"| {', '.join(sorted(set(g['date'])))} |"
         )
     return "\n".join(lines)

@@ -615,6 +615,15 @@ def mean_std(mean: float, std: float, digits: int = 4) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def span(values: Any, digits: int = 0) -> str:
+    """``lo–hi`` of the non-NaN values as printed (one number when they print alike; – if none)."""
+    kept = [float(v) for v in values if v == v]
+    if not kept:
+        return "–"
+    lo, hi = f"{min(kept):.{digits}f}", f"{max(kept):.{digits}f}"
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
 # ----------------------------------------------------------------------------- verdicts
 
 MIN_SEEDS = 3
@@ -704,6 +713,7 @@ __all__ = [
     "fingerprint",
     "load_study_config",
     "mean_std",
+    "span",
     "run_study",
     "verdict",
 ]

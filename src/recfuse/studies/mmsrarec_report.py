@@ -12,6 +12,7 @@ from recfuse.runs.study import (
     Summary,
     Verdict,
     bar_plot,
+    span,
     verdict,
 )
 from recfuse.studies.mmsrarec import LM_ARMS, S100, SASREC_ARMS, Prepared
@@ -62,14 +63,6 @@ def reward_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _span(values: Any, digits: int = 0) -> str:
-    values = [v for v in values if v == v]  # NaN: the arm has no such budget
-    if not values:
-        return "–"
-    lo, hi = min(values), max(values)
-    return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f}–{hi:.{digits}f}"
-
-
 def budget_table(results: Results) -> str:
     """What each arm trained: seeds, SASRec epochs (early stopping), LM steps, seconds."""
     frame = results.frame()
@@ -77,7 +70,7 @@ def budget_table(results: Results) -> str:
     for arm, g in frame.groupby("arm", sort=False):
         epochs, steps = g.get("epochs_run", []), g.get("steps", [])
         seconds = g.get("train_seconds", [])
-        lines.append(f"| {arm} | {len(g)} | {_span(epochs)} | {_span(steps)} | {_span(seconds)} |")
+        lines.append(f"| {arm} | {len(g)} | {span(epochs)} | {span(steps)} | {span(seconds)} |")
     return "\n".join(lines)
 
 
