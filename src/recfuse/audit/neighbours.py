@@ -103,10 +103,8 @@ def cosine_top_k(
     """
     query, index = query.tocsr().astype(np.float32), index.tocsr().astype(np.float32)
     k = min(k, index.shape[0])
-    out_s = np.zeros((query.shape[0], k), dtype=np.float32)
-    out_r = np.zeros((query.shape[0], k), dtype=np.int64)
     if k == 0 or query.shape[0] == 0:
-        return out_s, out_r
+        return np.zeros((query.shape[0], k), np.float32), np.zeros((query.shape[0], k), np.int64)
     q_first, q_id = distinct_rows(query)
     x_first, x_id = distinct_rows(index)
     uq, ux = query[q_first], index[x_first]
@@ -124,6 +122,8 @@ def cosine_top_k(
     dense_x_t = torch.from_numpy(ux[:, shared].toarray().T.copy())
     rare_q, rare_x_t = uq[:, ~shared].tocsr(), ux[:, ~shared].T.tocsr()
     kd = min(k, len(x_first))
+    out_s = np.zeros((len(q_first), k), dtype=np.float32)  # per distinct query row
+    out_r = np.zeros((len(q_first), k), dtype=np.int64)
     for a in range(0, len(q_first), chunk):
         b = min(a + chunk, len(q_first))
         dots = torch.from_numpy((rare_q[a:b] @ rare_x_t).toarray())
@@ -137,8 +137,6 @@ def cosine_top_k(
         sims = np.repeat(np.take_along_axis(s, best, axis=1), k, axis=1)
         sims[rows == index.shape[0]] = -np.inf
         pick = np.lexsort((rows, -sims), axis=1)[:, :k]
-        chosen = np.take_along_axis(rows, pick, axis=1)
-        members = np.flatnonzero((q_id >= a) & (q_id < b))
-        out_r[members] = chosen[q_id[members] - a]
-        out_s[members] = np.take_along_axis(sims, pick, axis=1)[q_id[members] - a]
-    return out_s, out_r
+        out_r[a:b] = np.take_along_axis(rows, pick, axis=1)
+        out_s[a:b] = np.take_along_axis(sims, pick, axis=1)
+    return out_s[q_id], out_r[q_id]  # every query row gets its distinct row's answer
