@@ -9,13 +9,14 @@ from recfuse.runs.study import load_study_config
 from recfuse.studies.cemg import CEMGStudy, results_table
 
 
-def row(method: str, seed: int, recall: float) -> dict:
+def row(method: str, seed: int, recall: float, epochs: int = 12) -> dict:
     out = {
         "method": method,
         "seed": seed,
         "Recall@10": recall,
         "NDCG@10": recall / 2,
         "tokenizer_seconds": 1.0,
+        "epochs_run": epochs,
         "train_seconds": 2.0,
         "inference_ms_per_user": 0.5,
     }
@@ -25,9 +26,10 @@ def row(method: str, seed: int, recall: float) -> dict:
 
 
 def test_results_table_reports_mean_and_std_over_seeds() -> None:
-    rows = [row("sasrec", 0, 0.10), row("sasrec", 1, 0.12), row("cemg", 0, 0.05)]
+    rows = [row("sasrec", 0, 0.10, 30), row("sasrec", 1, 0.12, 41), row("cemg", 0, 0.05)]
     table = results_table(rows, "amazon-office", "cpu")
     assert "| SASRec (full CE) | 2 | 0.1100 ± 0.0141 |" in table
+    assert "| 1 | 30–41 | 2 |" in table  # tokenizer s, epochs run (range over seeds), train s
     assert "1.00 / 0.50 / 0.25" in table
     assert "TIGER on Beauty (reported)* | – | 0.0648 | 0.0384" in table
     assert "random codes" not in table  # methods without rows are left out
@@ -45,3 +47,4 @@ def test_presets_keep_the_old_budgets() -> None:
     assert (smoke.tokenizer_steps, smoke.train.epochs, smoke.train.max_seconds) == (40, 1, 15)
     full = load_study_config(CEMGStudy, preset="full")
     assert full.train.max_seconds is None and full.train.epochs == 300
+    assert full.train.valid_users == 2000  # a beam search per epoch: a fixed validation subset
