@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from recfuse.errors import ConfigError
-from recfuse.runs.study import load_study_config
+from recfuse.runs.study import Cell, load_study_config
 from recfuse.studies.cemg import CEMGStudy, results_table
 
 
@@ -48,3 +48,14 @@ def test_presets_keep_the_old_budgets() -> None:
     full = load_study_config(CEMGStudy, preset="full")
     assert full.train.max_seconds is None and full.train.epochs == 300
     assert full.train.valid_users == 2000  # a beam search per epoch: a fixed validation subset
+
+
+def test_choosing_methods_changes_no_cell_key() -> None:
+    cell = Cell("text", 0, "amazon-scientific")
+    study = CEMGStudy()
+    study.keys = {"amazon-scientific": {"split": "s", "features": "f"}}
+    one = load_study_config(CEMGStudy, overrides=["methods=[text]"])
+    every = load_study_config(CEMGStudy)
+    assert study.cell_key(cell, one) == study.cell_key(cell, every)
+    levels = every.model_copy(update={"levels": 4})
+    assert study.cell_key(cell, every) != study.cell_key(cell, levels)

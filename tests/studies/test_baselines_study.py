@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from recfuse.errors import ConfigError
 from recfuse.runs.study import load_study_config
-from recfuse.studies.baselines import BaselinesStudy
+from recfuse.studies.baselines import BaselinesConfig, BaselinesStudy
 from recfuse.studies.cli import app
 
 
@@ -35,3 +35,9 @@ def test_tiny_preset_through_the_cli(tmp_path: Path) -> None:
 def test_unknown_model_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="models: .*unknown"):
         load_study_config(BaselinesStudy, overrides=["models=[Pop, Magic]"])
+
+
+def test_choosing_models_changes_no_cell_key() -> None:
+    pop, more = BaselinesConfig(models=["Pop"]), BaselinesConfig(models=["Pop", "BPR"])
+    assert pop.result_fields() == more.result_fields()
+    assert pop.result_fields() != BaselinesConfig(models=["Pop"], max_len=7).result_fields()

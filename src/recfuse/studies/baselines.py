@@ -47,6 +47,9 @@ class BaselinesConfig(StudyConfig):
         )
     )  # fmt: skip
 
+    #: which cells run; each cell's own model is in its key (adding a model reruns nothing)
+    EXECUTION_FIELDS: ClassVar[frozenset[str]] = StudyConfig.EXECUTION_FIELDS | {"models"}
+
     @field_validator("models")
     @classmethod
     def _known_models(cls, value: list[str]) -> list[str]:

@@ -74,6 +74,9 @@ class CEMGConfig(StudyConfig):
         )
     )
 
+    #: which cells run; each cell's own method is in its key
+    EXECUTION_FIELDS: ClassVar[frozenset[str]] = StudyConfig.EXECUTION_FIELDS | {"methods"}
+
 
 def text_features(dataset_name: str, path: str | None) -> np.ndarray:
     """MiniLM text features [n_items, 384] (`recfuse.features.embed`), or a .npy file."""
