@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import pytest
 
 from recfuse.errors import ConfigError
-from recfuse.runs.study import Cell, load_study_config
+from recfuse.runs.study import Cell, CellResult, Finished, Results, StudyFolder, load_study_config
 from recfuse.studies.cemg import CEMGStudy, results_table
 
 
@@ -59,3 +63,33 @@ def test_choosing_methods_changes_no_cell_key() -> None:
     assert study.cell_key(cell, one) == study.cell_key(cell, every)
     levels = every.model_copy(update={"levels": 4})
     assert study.cell_key(cell, every) != study.cell_key(cell, levels)
+
+
+def test_summary_tests_each_claim_and_draws_the_plot(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    users = np.arange(400)
+    level = {"sasrec": 0.07, "cemg": 0.05, "text": 0.05, "random": 0.02}
+
+    def done(method: str, seed: int) -> Finished:
+        ndcg = np.clip(level[method] + rng.normal(0, 0.02, len(users)), 0, 1)
+        per_user = pd.DataFrame({"user": users, "NDCG@10": ndcg, "Recall@10": ndcg})
+        info = {
+            k: v
+            for k, v in row(method, seed, 0.0).items()
+            if k not in ("method", "seed", "Recall@10", "NDCG@10")
+        }
+        metrics = {"NDCG@10": float(ndcg.mean()), "Recall@10": float(ndcg.mean())}
+        result = CellResult(metrics, per_user, info | {"epochs_run": 20 + seed})
+        return Finished(Cell(method, seed, "amazon-office"), f"{method}{seed}", result)
+
+    results = Results([done(m, s) for m in level for s in range(3)])
+    summary = CEMGStudy().summarize(results, StudyFolder(tmp_path / "full"))
+    said = {v.claim.split(": ", 1)[1]: v.status for v in summary.verdicts}
+    assert said == {
+        "cemg > text": "does not hold",  # the same level: no difference to find
+        "cemg > random": "holds",
+        "text > random": "holds",
+        "cemg > sasrec": "does not hold",  # lower, so "greater" fails
+    }
+    assert (tmp_path / "full" / "cemg.png").stat().st_size > 1000
+    assert "| 1 | 20–22 | 2 |" in summary.markdown  # tokenizer s, epochs over seeds, train s

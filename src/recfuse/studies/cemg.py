@@ -34,6 +34,7 @@ from recfuse.runs.study import (
     StudyConfig,
     StudyFolder,
     Summary,
+    bar_plot,
     fingerprint,
     span,
     verdict,
@@ -216,10 +217,14 @@ class CEMGStudy(Study[CEMGConfig]):
             pairs = [(a, b) for a, b in wanted if {a, b} <= present]
             for cmp in results.compare_pairs(ds, pairs, "NDCG@10"):
                 verdicts.append(verdict(f"{ds}: {cmp.arm} > {cmp.reference}", cmp))
-        markdown = "\n".join(text)
+        table = results.table(["NDCG@10"])
+        table["arm"] = [LABELS.get(a, a) for a in table["arm"]]
+        title = f"CEMG study, test NDCG@10 ({_preset_label(folder)})"
+        plot = bar_plot(table, "NDCG@10", folder.path / "cemg.png", title)
+        markdown = "\n".join(text) + f"\n![test NDCG@10 per method]({plot.name})\n"
         print(markdown)
         print(f"study folder: {folder.path}")
-        return Summary(markdown, verdicts)
+        return Summary(markdown, verdicts, plots=[str(plot)])
 
 
 def _preset_label(folder: StudyFolder) -> str:
