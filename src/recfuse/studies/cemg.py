@@ -36,6 +36,7 @@ from recfuse.runs.study import (
     Summary,
     bar_plot,
     fingerprint,
+    mean_std,
     span,
     verdict,
 )
@@ -240,7 +241,7 @@ def _mean_std(values: list[float]) -> str:
     if not values:
         return "–"
     arr = np.asarray(values, dtype=float)
-    return f"{arr.mean():.4f} ± {arr.std(ddof=1):.4f}" if len(arr) > 1 else f"{arr[0]:.4f}"
+    return mean_std(arr.mean(), arr.std(ddof=1)) if len(arr) > 1 else f"{arr[0]:.4f}"
 
 
 def results_table(rows: list[dict[str, Any]], dataset: str, preset: str) -> str:
